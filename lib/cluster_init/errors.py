@@ -1,0 +1,37 @@
+"""The exceptions clinit raises; all derive from Error."""
+
+
+class Error(Exception):
+    """Anything clinit reports to its caller.  str() is the message."""
+
+
+class CltabError(Error):
+    """A cltab that cannot be used, with every problem found in it.
+
+    ``problems`` is a list of ``(line, message)`` pairs, line 0 for a
+    problem with the file as a whole.  str() gives one
+    ``FILE:LINE: message`` line per problem, as compilers do.
+    """
+
+    def __init__(self, path, problems):
+        self.path = path
+        self.problems = list(problems)
+        super().__init__(self.format())
+
+    def format(self):
+        return "\n".join(
+            f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}"
+            for line, message in self.problems
+        )
+
+
+class DaemonError(Error):
+    """The daemon answered a request with an error; str() is its message."""
+
+
+class NotRunning(Error):
+    """No daemon answers on the socket."""
+
+
+class SpawnError(Error):
+    """A command could not be started (fork or exec failed)."""

@@ -1,0 +1,102 @@
+"""The states and events of clinit's machines, as enums.
+
+This module depends on nothing.  The state names are the Perl
+Cluster::Init ones: the group states appear in clstat, and scripts
+match on them, so a state's value is its name, upper case.
+"""
+
+import enum
+
+
+class _Named(enum.Enum):
+    """An enum whose value is its own name (what clstat and logs show)."""
+
+    @staticmethod
+    def _generate_next_value_(name, start, count, last_values):
+        return name
+
+    def __str__(self):
+        return self.value
+
+
+class ProcState(_Named):
+    """The states of one cltab entry's process."""
+
+    CONFIGURED = enum.auto()  # not running, ready to start
+    SETUP = enum.auto()  # started; choosing what to do by mode
+    RUNFG = enum.auto()  # wait mode: being started in the foreground
+    RUNBG = enum.auto()  # once/respawn mode: being started in the background
+    RUNNING = enum.auto()  # wait mode: running, the group waits for it
+    RUNTEST = enum.auto()  # test mode: running
+    TESTING = enum.auto()  # test mode: exited, checking the exit status
+    DONE = enum.auto()  # wait: exited; once/respawn: started
+    PASS = enum.auto()  # test mode: exited 0
+    FAIL = enum.auto()  # test mode: exited non-zero (or could not start)
+    PAUSING = enum.auto()  # respawn mode: between an exit and the next start
+    STOPPING = enum.auto()  # being stopped: SIGINT, SIGTERM, SIGKILL
+
+
+class ProcEvent(_Named):
+    """What can happen to one entry's process.
+
+    START and STOP come from the group, EXITED from the reaper and
+    TIMEOUT from the clock; the others are the verdicts the machine's
+    own actions return (the Perl machine's internal events).
+    """
+
+    START = enum.auto()
+    STOP = enum.auto()
+    EXITED = enum.auto()
+    TIMEOUT = enum.auto()
+    # verdicts of "check mode"
+    WAIT = enum.auto()
+    ONCE = enum.auto()
+    RESPAWN = enum.auto()
+    TEST = enum.auto()
+    OFF = enum.auto()
+    # verdicts of "exec"
+    STARTED = enum.auto()
+    EXEC_FAILED = enum.auto()
+    # verdicts of "check exit status"
+    RC_ZERO = enum.auto()
+    RC_NONZERO = enum.auto()
+    # verdicts of "check respawn rate"
+    CONTINUE = enum.auto()
+    TOO_RAPID = enum.auto()
+
+
+class GroupState(_Named):
+    """The states of one resource group, as clstat shows them."""
+
+    CONFIGURED = enum.auto()  # nothing running; never told, or halted
+    STARTING = enum.auto()  # starting the level's entries in file order
+    CHECKING = enum.auto()  # all started; waiting for them to settle
+    DONE = enum.auto()  # the level's entries all ran
+    PASSED = enum.auto()  # the level's entries were all tests, and all passed
+    FAILED = enum.auto()  # a test failed, or an entry could not start
+    STOPPING = enum.auto()  # stopping the entries that are not in the new level
+    DUMPING = enum.auto()  # forgetting stopped, removed and changed entries
+    HALTING = enum.auto()  # stopping every entry of the group
+
+
+class GroupEvent(_Named):
+    """What can happen to a resource group.
+
+    TELL and HALT come from the daemon, PROC from one of the group's
+    processes (it changed state); the others are verdicts of the
+    group's own actions.
+    """
+
+    TELL = enum.auto()
+    HALT = enum.auto()
+    PROC = enum.auto()
+    ALL_STARTED = enum.auto()
+    ALL_DONE = enum.auto()
+    ALL_PASSED = enum.auto()
+    ANY_FAILED = enum.auto()
+    OLD_STOPPED = enum.auto()
+    CLEAN = enum.auto()
+    ALL_HALTED = enum.auto()
+
+
+SETTLED_GROUP_STATES = frozenset({GroupState.DONE, GroupState.PASSED, GroupState.FAILED})

@@ -1,0 +1,207 @@
+"""The seam for side effects: every fork, exec, kill, wait and clock read.
+
+The machines never call ``os`` or ``time`` themselves; they call a
+System.  RealSystem does the real thing; FakeSystem records what was
+asked, lets a test say "pid 1234 exited with status 3", and has a clock
+the test advances, so machine tests run without processes or sleeps.
+
+A System has four operations:
+
+``spawn(command, env)``
+    Run ``/bin/sh -c command`` in a new session and process group with
+    default signal dispositions, an empty signal mask, stdin from
+    /dev/null and no descriptor of ours but 0, 1 and 2.  Returns the pid
+    once the exec has succeeded; raises SpawnError if the fork or the
+    exec failed.
+``signal_group(pgid, signum)``
+    Send a signal to a process group; a group that is gone is no error.
+``reap()``
+    Collect every child that has exited, without blocking: a list of
+    ``(pid, wait_status)``.
+``now()``
+    A monotonic clock, in seconds.
+"""
+
+import dataclasses
+import os
+import signal
+import time
+
+from .errors import SpawnError
+
+SHELL = "/bin/sh"
+
+
+def exit_code(wait_status):
+    """The exit code of a wait status; minus the signal number if killed."""
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def describe_status(wait_status):
+    """``exit 3`` or ``signal 9 (SIGKILL)``, for logs."""
+    code = exit_code(wait_status)
+    if code >= 0:
+        return f"exit {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "unknown"
+    return f"signal {-code} ({name})"
+
+
+def _child_after_fork(command, env, error_pipe):
+    """In the child: set up the process and exec the shell.  Never returns."""
+    try:
+        os.setsid()
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError:
+            pass
+        for signum in signal.valid_signals():
+            if signum in (signal.SIGKILL, signal.SIGSTOP):
+                continue
+            try:
+                signal.signal(signum, signal.SIG_DFL)
+            except (OSError, ValueError, RuntimeError):
+                pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        if devnull != 0:
+            os.dup2(devnull, 0)
+            os.close(devnull)
+        # error_pipe is close-on-exec: keep it until the exec succeeds
+        os.closerange(3, error_pipe)
+        os.closerange(error_pipe + 1, os.sysconf("SC_OPEN_MAX"))
+        os.execve(SHELL, [SHELL, "-c", command], env)
+    except BaseException as error:  # noqa: B036 - nothing may escape a forked child
+        try:
+            message = f"cannot exec {SHELL}: {error}"
+            os.write(error_pipe, message.encode("utf-8", "replace"))
+            os.write(2, f"clinit: {message}\n".encode("utf-8", "replace"))
+        except BaseException:  # noqa: B036
+            pass
+    finally:
+        os._exit(127)
+
+
+class RealSystem:
+    """The operating system, as the daemon uses it."""
+
+    def spawn(self, command, env):
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.fork()
+        except OSError as error:
+            os.close(read_end)
+            os.close(write_end)
+            raise SpawnError(f"cannot fork: {error.strerror}") from None
+        if pid == 0:
+            os.close(read_end)
+            _child_after_fork(command, env, write_end)
+        os.close(write_end)
+        report = bytearray()
+        try:
+            while True:
+                chunk = os.read(read_end, 4096)
+                if not chunk:
+                    break
+                report += chunk
+        finally:
+            os.close(read_end)
+        if report:
+            os.waitpid(pid, 0)
+            raise SpawnError(report.decode("utf-8", "replace"))
+        return pid
+
+    def signal_group(self, pgid, signum):
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            pass
+
+    def reap(self):
+        reaped = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            reaped.append((pid, status))
+        return reaped
+
+    def now(self):
+        return time.monotonic()
+
+
+@dataclasses.dataclass
+class Spawned:
+    """What a FakeSystem was asked to run."""
+
+    pid: int
+    command: str
+    env: dict
+
+
+class FakeSystem:
+    """A System for tests: nothing runs, everything is recorded.
+
+    ``spawned`` and ``signals`` list what was asked, in order.
+    ``exit(pid, code)`` (or ``exit(pid, signum=9)``) makes the next
+    ``reap()`` report that pid; ``advance(seconds)`` moves the clock;
+    ``fail_spawns`` makes the next spawns raise SpawnError.
+    """
+
+    def __init__(self, first_pid=1000, clock=1000.0):
+        self.clock = clock
+        self.next_pid = first_pid
+        self.spawned = []
+        self.signals = []
+        self.live = set()
+        self.fail_spawns = 0
+        self._exited = []
+
+    def spawn(self, command, env):
+        if self.fail_spawns:
+            self.fail_spawns -= 1
+            raise SpawnError("cannot fork: Resource temporarily unavailable")
+        pid = self.next_pid
+        self.next_pid += 1
+        self.spawned.append(Spawned(pid, command, dict(env)))
+        self.live.add(pid)
+        return pid
+
+    def signal_group(self, pgid, signum):
+        self.signals.append((pgid, signum))
+
+    def reap(self):
+        reaped, self._exited = self._exited, []
+        return reaped
+
+    def now(self):
+        return self.clock
+
+    # what tests call
+    def exit(self, pid, code=0, signum=None):
+        """Make ``pid`` exit, with ``code`` or killed by ``signum``."""
+        assert pid in self.live, f"pid {pid} is not running"
+        self.live.discard(pid)
+        status = signum if signum is not None else (code & 0xFF) << 8
+        self._exited.append((pid, status))
+
+    def advance(self, seconds):
+        self.clock += seconds
+
+    def pid_of(self, tag):
+        """The pid of the newest process started for ``tag``."""
+        for spawned in reversed(self.spawned):
+            if spawned.env.get("CLINIT_TAG") == tag:
+                return spawned.pid
+        raise KeyError(tag)
+
+    def running_tags(self):
+        """The tags whose newest process is still running, sorted."""
+        return sorted(
+            spawned.env.get("CLINIT_TAG") for spawned in self.spawned if spawned.pid in self.live
+        )

@@ -1,0 +1,346 @@
+"""Port of 021process.t: one process machine driven alone, mode by mode.
+
+Driven through the fake seam with a fake clock, so nothing sleeps; the
+last tests run real processes through the real seam.
+"""
+
+import logging
+import os
+import signal
+
+import pytest
+
+from cluster_init.errors import SpawnError
+from cluster_init.process import Process, Timing
+from cluster_init.states import ProcEvent as E
+from cluster_init.states import ProcState as S
+from cluster_init import sysapi
+
+from machine_rig import Rig
+from realproc import RealRig, alive
+
+
+@pytest.fixture
+def rig():
+    return Rig()
+
+
+def test_wait_mode(rig):
+    proc = rig.process("g:t1:1:wait:sleep 3")
+    proc.start("1")
+    assert proc.state is S.RUNNING
+    assert rig.states() == ["SETUP", "RUNFG", "RUNNING"]
+    first = proc.pid
+    rig.advance(2.9)
+    assert proc.state is S.RUNNING, "a wait entry is not DONE before its command ends"
+    rig.exit("t1")
+    assert proc.state is S.DONE and proc.pid is None
+    proc.stop()
+    assert proc.state is S.CONFIGURED
+    proc.start("1")
+    assert proc.state is S.RUNNING and proc.pid != first
+    proc.stop()
+    assert proc.state is S.STOPPING
+    assert rig.system.signals == [(proc.pid, signal.SIGINT)]
+    rig.exit("t1", signum=signal.SIGINT)
+    assert proc.state is S.CONFIGURED and proc.pid is None
+
+
+def test_once_mode(rig):
+    proc = rig.process("g:t1:1:once:sleep 5")
+    proc.start("1")
+    assert proc.state is S.DONE, "a once entry is DONE as soon as it started"
+    assert rig.states() == ["SETUP", "RUNBG", "DONE"]
+    proc.stop()
+    assert proc.state is S.STOPPING
+    rig.exit("t1", signum=signal.SIGINT)
+    assert proc.state is S.CONFIGURED
+    proc.start("1")
+    assert proc.state is S.DONE and len(rig.system.spawned) == 2
+    rig.exit("t1")
+    assert proc.state is S.DONE, "a once entry stays DONE when its command ends"
+    assert len(rig.system.spawned) == 2, "a once entry is not restarted"
+    proc.stop()
+    assert proc.state is S.CONFIGURED
+
+
+def test_respawn_mode(rig):
+    proc = rig.process("g:t1:1:respawn:sleep 3")
+    proc.start("1")
+    assert proc.state is S.DONE
+    first = proc.pid
+    rig.advance(3)
+    rig.exit("t1")
+    assert proc.state is S.DONE
+    assert proc.pid is not None and proc.pid != first, "restarted with a new pid"
+    assert rig.states()[-3:] == ["PAUSING", "RUNBG", "DONE"]
+    assert len(rig.system.spawned) == 2
+
+
+def test_test_mode_true(rig):
+    proc = rig.process("g:t1:1:test:true")
+    proc.start("1")
+    assert proc.state is S.RUNTEST
+    rig.exit("t1", 0)
+    assert proc.state is S.PASS
+    proc.start("1")
+    assert proc.state is S.RUNTEST
+    rig.exit("t1", 0)
+    assert proc.state is S.PASS
+    proc.stop()
+    assert proc.state is S.CONFIGURED
+
+
+def test_test_mode_false(rig):
+    proc = rig.process("g:t1:1:test:false")
+    proc.start("1")
+    rig.exit("t1", 1)
+    assert proc.state is S.FAIL
+    proc.start("1")
+    rig.exit("t1", 1)
+    assert proc.state is S.FAIL
+
+
+def test_test_killed_by_signal_fails(rig):
+    proc = rig.process("g:t1:1:test:sleep 9")
+    proc.start("1")
+    rig.exit("t1", signum=signal.SIGKILL)
+    assert proc.state is S.FAIL
+
+
+def test_off_mode_never_runs(rig):
+    proc = rig.process("g:t1:1:off:sleep 9")
+    proc.start("1")
+    assert proc.state is S.CONFIGURED
+    assert rig.system.spawned == []
+
+
+def test_stop_in_setup(rig):
+    proc = rig.process("g:t1:1:wait:sleep 3")
+    proc.state = S.SETUP  # SETUP lasts no time here: enter it as the table would
+    proc.stop()
+    assert proc.state is S.CONFIGURED
+    assert rig.system.spawned == []
+
+
+def test_stop_in_runfg(rig):
+    proc = rig.process("g:t1:1:wait:sleep 3")
+    proc.state = S.RUNFG
+    proc.pid = 4242
+    rig.registry.watch(4242, proc)
+    rig.system.live.add(4242)
+    proc.stop()
+    assert proc.state is S.STOPPING
+    assert rig.system.signals == [(4242, signal.SIGINT)]
+    rig.system.exit(4242, signum=signal.SIGINT)
+    rig.registry.deliver(rig.system.reap())
+    assert proc.state is S.CONFIGURED and proc.pid is None
+
+
+def test_stop_schedule_int_term_kill(rig):
+    proc = rig.process("g:t1:1:once:trap '' INT TERM; sleep 99")
+    proc.start("1")
+    pid = proc.pid
+    proc.stop()
+    assert rig.system.signals == [(pid, signal.SIGINT)]
+    rig.advance(4.9)
+    assert rig.system.signals == [(pid, signal.SIGINT)]
+    rig.advance(0.1)
+    assert rig.system.signals[-1] == (pid, signal.SIGTERM)
+    rig.advance(9.9)
+    assert len(rig.system.signals) == 2
+    rig.advance(0.1)
+    assert rig.system.signals[-1] == (pid, signal.SIGKILL)
+    assert proc.deadline is None
+    rig.exit("t1", signum=signal.SIGKILL)
+    assert proc.state is S.CONFIGURED
+
+
+def test_stop_delays_are_settings():
+    rig = Rig(Timing(term_delay=1, kill_delay=2))
+    proc = rig.process("g:t1:1:once:sleep 99")
+    proc.start("1")
+    proc.stop()
+    rig.advance(1)
+    rig.advance(2)
+    assert [sig for _pid, sig in rig.system.signals] == [
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGKILL,
+    ]
+
+
+def test_stop_of_exited_process_sends_nothing(rig):
+    proc = rig.process("g:t1:1:wait:true")
+    proc.start("1")
+    rig.exit("t1")
+    proc.stop()
+    assert proc.state is S.CONFIGURED
+    assert rig.system.signals == []
+
+
+def test_respawn_guard_holds_back_rapid_restarts(rig, caplog):
+    proc = rig.process("g:t1:1:respawn:exit 0")
+    caplog.set_level(logging.WARNING, "cluster_init")
+    proc.start("1")
+    for _ in range(5):
+        rig.advance(0.1)
+        rig.exit("t1")
+        assert proc.state is S.DONE
+    assert len(rig.system.spawned) == 6
+    rig.advance(0.1)
+    rig.exit("t1")  # the sixth rapid restart in a row is one too many
+    assert proc.state is S.PAUSING
+    assert len(rig.system.spawned) == 6
+    assert "g:t1 respawning too rapidly" in caplog.text
+    rig.advance(59.9)
+    assert len(rig.system.spawned) == 6, "held back for 60 seconds"
+    rig.advance(0.1)
+    assert len(rig.system.spawned) == 7 and proc.state is S.DONE
+
+
+def test_respawn_guard_forgives_slow_restarts(rig):
+    proc = rig.process("g:t1:1:respawn:sleep 2")
+    proc.start("1")
+    for _ in range(20):
+        rig.advance(2)
+        rig.exit("t1")
+        assert proc.state is S.DONE
+    assert len(rig.system.spawned) == 21
+
+
+def test_stop_while_held_back(rig):
+    proc = rig.process("g:t1:1:respawn:exit 0")
+    proc.start("1")
+    for _ in range(6):
+        rig.exit("t1")
+    assert proc.state is S.PAUSING
+    proc.stop()
+    assert proc.state is S.CONFIGURED and proc.deadline is None
+    rig.advance(120)
+    assert len(rig.system.spawned) == 6
+
+
+def test_failed_fork_is_logged_and_survived(rig, caplog):
+    proc = rig.process("g:t1:1:wait:sleep 3")
+    rig.system.fail_spawns = 1
+    with caplog.at_level(logging.ERROR, "cluster_init"):
+        proc.start("1")
+    assert proc.state is S.CONFIGURED and proc.exec_failed
+    assert "g:t1: cannot start" in caplog.text
+    proc.start("1")
+    assert proc.state is S.RUNNING and not proc.exec_failed
+
+
+def test_child_environment(rig):
+    proc = rig.process("web:httpd:ab:once:httpd")
+    proc.start("b")
+    env = rig.system.spawned[0].env
+    assert (env["CLINIT_GROUP"], env["CLINIT_TAG"], env["CLINIT_LEVEL"]) == ("web", "httpd", "b")
+    assert env["PATH"] == "/bin"
+
+
+def test_unexpected_event_is_ignored(rig):
+    proc = rig.process("g:t1:1:wait:sleep 3")
+    proc.post(E.CONTINUE)
+    assert proc.state is S.CONFIGURED
+
+
+# --- real processes through the real seam -------------------------------
+
+
+@pytest.fixture
+def real():
+    rig = RealRig(Timing(term_delay=0.5, kill_delay=0.5))
+    yield rig
+    rig.cleanup()
+
+
+def test_real_wait_runs_and_stops(real):
+    from cluster_init import cltab
+
+    (entry,) = cltab.parse("g:t1:1:wait:exec sleep 30\n").entries
+    proc = Process(entry, real.ctx)
+    proc.start("1")
+    assert proc.state is S.RUNNING
+    pid = proc.pid
+    assert alive(pid)
+    assert os.getpgid(pid) == pid and os.getsid(pid) == pid, "own session and process group"
+    assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+    proc.stop()
+    real.drive_until(lambda: proc.state is S.CONFIGURED)
+    assert not alive(pid), "the pid that was running is gone"
+
+
+def ignored_signals(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as stream:
+        for line in stream:
+            if line.startswith("SigIgn:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def test_real_stop_escalates_to_sigkill(real):
+    from cluster_init import cltab
+
+    (entry,) = cltab.parse("g:t1:1:once:trap '' INT TERM; while :; do sleep 0.1; done\n").entries
+    proc = Process(entry, real.ctx)
+    proc.start("1")
+    pid = proc.pid
+    real.drive_until(lambda: ignored_signals(pid) & (1 << (signal.SIGINT - 1)))  # trap is set
+    proc.stop()
+    real.drive_until(lambda: proc.state is S.CONFIGURED, timeout=10)
+    assert os.WIFSIGNALED(proc.status) and os.WTERMSIG(proc.status) == signal.SIGKILL
+    assert not alive(pid)
+
+
+def test_real_test_mode(real):
+    from cluster_init import cltab
+
+    table = cltab.parse("g:yes:1:test:exit 0\ng:no:1:test:exit 3\n")
+    yes, no = (Process(entry, real.ctx) for entry in table.entries)
+    yes.start("1")
+    no.start("1")
+    real.drive_until(lambda: yes.ran and no.ran)
+    assert (yes.state, no.state) == (S.PASS, S.FAIL)
+    assert os.waitstatus_to_exitcode(no.status) == 3
+
+
+def test_real_exec_failure_raises_spawn_error(monkeypatch):
+    monkeypatch.setattr(sysapi, "SHELL", "/nonexistent/sh")
+    with pytest.raises(SpawnError, match="cannot exec"):
+        sysapi.RealSystem().spawn("true", {})
+
+
+def proc_status_field(pid, name):
+    with open(f"/proc/{pid}/status", encoding="ascii") as stream:
+        for line in stream:
+            if line.startswith(name + ":"):
+                return int(line.split()[1], 16)
+    raise KeyError(name)
+
+
+def test_real_child_starts_clean(real):
+    """Default dispositions, empty mask, stdin /dev/null, none of our descriptors."""
+    from cluster_init import cltab
+
+    leaked_r, leaked_w = os.pipe()
+    os.set_inheritable(leaked_r, True)
+    os.set_inheritable(leaked_w, True)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        (entry,) = cltab.parse("g:t1:1:once:exec sleep 30\n").entries
+        proc = Process(entry, real.ctx)
+        proc.start("1")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.close(leaked_r)
+        os.close(leaked_w)
+    pid = proc.pid
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # Python ignores it; the child must not
+    real.drive_until(lambda: "sleep" in open(f"/proc/{pid}/cmdline", encoding="ascii").read())
+    assert proc_status_field(pid, "SigBlk") == 0
+    assert proc_status_field(pid, "SigIgn") == 0
+    assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
+    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    assert b"CLINIT_TAG=t1" in environ and b"CLINIT_LEVEL=1" in environ
