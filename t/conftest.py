@@ -6,3 +6,15 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def node(tmp_path):
+    """A clinit node in a temporary directory; whatever it started is killed after."""
+    from daemon_rig import Node
+
+    node = Node(tmp_path)
+    yield node
+    node.cleanup()

@@ -35,3 +35,7 @@ class NotRunning(Error):
 
 class SpawnError(Error):
     """A command could not be started (fork or exec failed)."""
+
+
+class DaemonStartError(Error):
+    """The daemon cannot start (socket in use, directory not writable, ...)."""

@@ -1,0 +1,108 @@
+"""Start the daemon detached (``clinit -d -b``), the classic way.
+
+The calling process forks a child that becomes the daemon through
+python-daemon's DaemonContext (umask, working directory /, descriptors
+closed but the ones listed, double fork and setsid, pidfile held with
+lockfile), then waits on a pipe until the daemon says it accepts
+requests, or why it could not start.  So the command returns only once
+the socket answers, and fails loudly otherwise.
+"""
+
+import os
+
+from .errors import DaemonStartError
+
+READY_TIMEOUT = 30.0
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pidlock(path):
+    """The daemon's PIDLockFile; a stale one (its process is gone) is broken."""
+    from lockfile.pidlockfile import PIDLockFile
+
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    lock = PIDLockFile(path, timeout=0)
+    pid = lock.read_pid()
+    if pid is not None and not _process_alive(pid):
+        lock.break_lock()
+    elif pid is not None:
+        raise DaemonStartError(f"{path} says clinit already runs as pid {pid}")
+    return lock
+
+
+def _become_daemon(daemon, pidlock, report):
+    """In the forked child: detach, run the daemon, never return."""
+    import daemon as python_daemon
+
+    code = 1
+    context = python_daemon.DaemonContext(
+        working_directory="/",
+        umask=0o022,
+        pidfile=pidlock,
+        detach_process=True,
+        files_preserve=[report],
+    )
+    try:
+        context.open()
+
+        def ready():
+            os.write(report, f"ok {os.getpid()}\n".encode())
+            os.close(report)
+
+        daemon.run(ready=ready)
+        code = 0
+    except BaseException as error:  # noqa: B036 - report everything, then exit
+        try:
+            os.write(report, f"error {error}\n".encode("utf-8", "replace"))
+        except OSError:
+            pass
+    finally:
+        try:
+            context.close()
+        finally:
+            os._exit(code)
+
+
+def start(daemon, timeout=READY_TIMEOUT):
+    """Run ``daemon`` (a constructed daemon.Daemon) detached; its pid.
+
+    Returns once it accepts requests; DaemonStartError if it cannot.
+    """
+    daemon.check_socket()
+    pidlock = _pidlock(daemon.paths["pidfile"])
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _become_daemon(daemon, pidlock, write_end)
+    os.close(write_end)
+    report = bytearray()
+    try:
+        import select
+
+        while True:
+            readable, _, _ = select.select([read_end], [], [], timeout)
+            if not readable:
+                raise DaemonStartError(f"the daemon did not start within {timeout} s")
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                break
+            report += chunk
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)  # the first child exits as soon as it has forked
+    text = report.decode("utf-8", "replace").strip()
+    if text.startswith("ok "):
+        return int(text.split()[1])
+    if text.startswith("error "):
+        raise DaemonStartError(text[len("error "):])
+    raise DaemonStartError("the daemon exited before it was ready")

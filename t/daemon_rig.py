@@ -1,0 +1,188 @@
+"""A real daemon in a per-test directory, and the helpers to wait on it.
+
+Every process the daemon starts inherits CLINIT_TEST_MARK from it, so
+``Node.cleanup`` can find and kill whatever is left, even when a test
+failed half-way.  Waits poll with a deadline; none sleeps and hopes.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from cluster_init.client import Client
+
+from cltab_master import master_cltab
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECKOUT = os.path.dirname(HERE)
+CLINIT = os.path.join(CHECKOUT, "clinit")
+LIB = os.path.join(CHECKOUT, "lib")
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    """Poll ``predicate`` until it is true; its value.  AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def stays(getter, seconds, what="value"):
+    """Assert that ``getter()`` keeps its value for ``seconds``; the value."""
+    first = getter()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        now = getter()
+        assert now == first, f"{what} changed from {first!r} to {now!r}"
+        time.sleep(0.05)
+    return first
+
+
+def alive(pid):
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+
+
+def marked_pids(mark):
+    """Pids of the processes whose environment holds ``mark``."""
+    needle = mark.encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as stream:
+                if needle in stream.read().split(b"\0"):
+                    found.append(int(name))
+        except OSError:
+            continue
+    return [pid for pid in found if alive(pid)]
+
+
+class Node:
+    """One clinit node: a directory, its cltab, and maybe a running daemon."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        self.cltab = os.path.join(self.dir, "cltab")
+        self.socket = os.path.join(self.dir, "clinit.s")
+        self.clstat = os.path.join(self.dir, "clstat")
+        self.log = os.path.join(self.dir, "clinitlog")
+        self.out = os.path.join(self.dir, "out")
+        self.mark = f"CLINIT_TEST_MARK={uuid.uuid4().hex}"
+        self.daemon = None
+        self.stderr_path = os.path.join(self.dir, "daemon.stderr")
+        self.write_cltab(master_cltab(self.dir))
+
+    # files
+    def write_cltab(self, text):
+        """Replace the cltab atomically (a new inode, so a reread sees it)."""
+        temporary = self.cltab + ".new"
+        with open(temporary, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, self.cltab)
+
+    def out_lines(self):
+        try:
+            with open(self.out, encoding="utf-8") as stream:
+                return stream.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def log_text(self):
+        try:
+            with open(self.log, encoding="utf-8") as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return ""
+
+    def daemon_stderr(self):
+        with open(self.stderr_path, encoding="utf-8") as stream:
+            return stream.read()
+
+    def starts(self, tag):
+        """How many times the daemon has started ``tag``'s command."""
+        return self.log_text().count(f":{tag}: started pid")
+
+    # processes
+    def env(self):
+        name, value = self.mark.split("=", 1)
+        env = dict(os.environ)
+        env[name] = value
+        env["PYTHONPATH"] = LIB
+        return env
+
+    def start(self, argv=None):
+        """Start a daemon in the foreground (``clinit -d``); wait until it answers."""
+        argv = argv or [sys.executable, CLINIT, "-d", "-c", self.cltab]
+        with open(self.stderr_path, "w") as stderr:
+            self.daemon = subprocess.Popen(
+                argv, cwd=self.dir, env=self.env(), stdin=subprocess.DEVNULL,
+                stdout=stderr, stderr=stderr,
+            )
+        wait_for(lambda: self.client().alive() or self.daemon.poll() is not None, what="daemon")
+        assert self.daemon.poll() is None, f"daemon exited: {self.daemon_stderr()}"
+        return self.daemon
+
+    def clinit(self, *args, timeout=60):
+        """Run the clinit command against this node; the CompletedProcess."""
+        return subprocess.run(
+            [sys.executable, CLINIT, "-c", self.cltab, *args],
+            cwd=self.dir, env=self.env(), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    def client(self):
+        return Client(cltab=self.cltab)
+
+    def tell(self, group, level):
+        return self.client().tell(group, level)
+
+    def settle(self, group, level, timeout=20):
+        """Tell and wait until the group settles at the level; its state."""
+        client = self.client()
+        client.tell(group, level)
+        return client.wait(group, level, timeout=timeout)
+
+    def status(self, **filters):
+        return self.client().status(**filters)
+
+    def wait_status(self, expected, timeout=20, **filters):
+        wait_for(lambda: self.status(**filters) == expected, timeout, f"status {expected!r}")
+
+    def shutdown(self, timeout=30):
+        """Shut the daemon down through a client and wait until it exits."""
+        answer = self.client().shutdown()
+        self.daemon.wait(timeout)
+        return answer
+
+    def cleanup(self):
+        """Kill what is left: the daemon, then every process with our mark."""
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(15)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        for _ in range(5):
+            pids = marked_pids(self.mark)
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
