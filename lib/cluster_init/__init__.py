@@ -23,7 +23,7 @@ import sys
 
 from . import client as _client
 from .client import Client
-from .errors import CltabError, DaemonError, DaemonStartError, Error, NotRunning, SpawnError
+from .errors import CltabError, DaemonError, DaemonStartError, Error, NotRunning, SpawnError, Timeout
 from .version import VERSION
 
 __version__ = VERSION
@@ -75,5 +75,6 @@ __all__ = [
     "Error",
     "NotRunning",
     "SpawnError",
+    "Timeout",
     "__version__",
 ]

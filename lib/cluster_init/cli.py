@@ -16,7 +16,7 @@ import sys
 import time
 
 from .client import Client
-from .errors import CltabError, DaemonError, DaemonStartError, Error, NotRunning
+from .errors import CltabError, DaemonError, DaemonStartError, Error, NotRunning, Timeout
 from .version import VERSION
 
 EXIT_OK = 0
@@ -127,7 +127,7 @@ def _tell(client, args):
         return EXIT_OK
     try:
         state = client.wait(group, level, timeout=args.timeout)
-    except (_socket.timeout, TimeoutError):
+    except Timeout:
         print(f"clinit: {group} did not settle at level {level} within {args.timeout:g} s", file=sys.stderr)
         return EXIT_TIMEOUT
     print(f"{group} {level} {state}")

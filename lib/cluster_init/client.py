@@ -5,7 +5,7 @@ import socket as _socket
 
 from . import cltab as _cltab
 from . import status as _status
-from .errors import CltabError, DaemonError, Error, NotRunning
+from .errors import CltabError, DaemonError, NotRunning, Timeout
 from .protocol import Request, parse_answer
 
 DEFAULT_CLTAB = "/etc/cltab"
@@ -57,7 +57,7 @@ class Client:
                 try:
                     chunk = connection.recv(65536)
                 except _socket.timeout:
-                    raise Error(f"no answer from the daemon on {path} within {timeout} s") from None
+                    raise Timeout(f"no answer from the daemon on {path} within {timeout:g} s") from None
                 except ConnectionResetError:
                     chunk = b""
                 if not chunk:
@@ -81,7 +81,7 @@ class Client:
         """Block until ``group`` settles at ``level``; its state word.
 
         DaemonError if it settles at another level (told another level
-        meanwhile) or is halted; socket.timeout after ``timeout`` seconds.
+        meanwhile) or is halted; Timeout after ``timeout`` seconds.
         """
         answer = self.request("wait", str(group), str(level), timeout=timeout)
         return answer.message.rsplit(" ", 1)[-1]

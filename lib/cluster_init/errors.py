@@ -39,3 +39,7 @@ class SpawnError(Error):
 
 class DaemonStartError(Error):
     """The daemon cannot start (socket in use, directory not writable, ...)."""
+
+
+class Timeout(Error, TimeoutError):
+    """No answer came within the time the caller allowed."""
