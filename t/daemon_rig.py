@@ -115,6 +115,13 @@ class Node:
         """How many times the daemon has started ``tag``'s command."""
         return self.log_text().count(f":{tag}: started pid")
 
+    def exits(self, tag, since=""):
+        """How many exits of ``tag``'s command the log shows (after ``since``)."""
+        text = self.log_text()
+        if since:
+            text = text.split(since, 1)[-1]
+        return sum(1 for line in text.splitlines() if f":{tag}: pid " in line and " exited (" in line)
+
     # processes
     def env(self):
         name, value = self.mark.split("=", 1)

@@ -21,6 +21,6 @@ def test_once_and_wait_side_by_side(node):
     node.wait_status("hellogrp 4 DONE\n")  # hello4a (wait) done; hello4 (once) still runs
     wait_for(reaches(["1", "2", "3"]), what="1 2 3")
     assert seen == [["1"], ["1", "2"], ["1", "2", "3"]]
-    wait_for(lambda: "hellogrp:hello4: pid" in node.log_text() and "exited" in node.log_text().split("hellogrp:hello4: pid")[-1], what="hello4 exit")
+    wait_for(lambda: node.exits("hello4") == 1, what="hello4 to exit")
     assert node.out_lines() == ["1", "2", "3"], "nothing more after the once entry ends"
     assert node.starts("hello4") == 1, "a once entry is not restarted"

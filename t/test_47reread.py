@@ -43,6 +43,7 @@ def test_reread_on_sighup_and_on_request(node):
     result = node.clinit()  # no arguments: reread
     assert result.returncode == 0, result.stderr
     assert "reread: 24 entries" in node.log_text()
+    assert node.client().reread() == "cltab unchanged"
     assert node.settle("newgrp", "1") == "DONE"
     assert node.starts("new2") == 1
 

@@ -18,7 +18,7 @@ def test_entry_in_two_levels(node):
     wait_for(lambda: node.out_lines() == ["foo1start"], what="foo1start again")
 
     node.tell("foogrp", "3")
-    wait_for(lambda: "foogrp:foo1: pid" in node.log_text().split("telling foogrp level 3")[-1], what="foo1 to be stopped")
+    wait_for(lambda: node.exits("foo1", since="telling foogrp level 3") == 1, what="foo1 to be stopped")
     node.wait_status("foogrp 3 DONE\n")
     wait_for(lambda: node.out_lines() == ["foo3"], what="foo3")
     # foo1's whole process group is gone, so foo1end can never come

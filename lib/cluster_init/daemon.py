@@ -477,10 +477,11 @@ class Daemon:
         return None
 
     def _on_reread(self, _connection):
-        refusal = self._reread_or_refusal()
-        if refusal is not None:
-            return refusal
-        return Answer(True, "cltab reread")
+        try:
+            changed = self.reread()
+        except CltabError as error:
+            return self._refusal(error)
+        return Answer(True, "cltab reread" if changed else "cltab unchanged")
 
     def _on_status(self, _connection):
         rows = tuple(
@@ -553,10 +554,13 @@ class Daemon:
         try:
             self.reread()
         except CltabError as error:
-            return Answer(
-                False, "cltab has errors; still using the last good one", tuple(str(error).splitlines())
-            )
+            return self._refusal(error)
         return None
+
+    @staticmethod
+    def _refusal(error):
+        lines = tuple(str(error).splitlines())
+        return Answer(False, "cltab has errors; still using the last good one", lines)
 
     def _apply(self, table):
         self.table = table

@@ -44,7 +44,9 @@ class Group(Machine):
         self.name = name
         self.ctx = context
         self.observer = observer
-        self.entries = tuple(entries)
+        self.entries = ()
+        self._entry_by_tag = {}
+        self.set_entries(entries)
         self.level = None  # the level the group is at (or starting)
         self.target = None  # the level it was last told
         self.procs = {}  # tag -> Process, for entries that have a machine
@@ -63,6 +65,7 @@ class Group(Machine):
         changed are then stopped and replaced.
         """
         self.entries = tuple(entries)
+        self._entry_by_tag = {entry.tag: entry for entry in self.entries}
 
     @property
     def idle(self):
@@ -79,10 +82,7 @@ class Group(Machine):
 
     # helpers
     def _current_entry(self, tag):
-        for entry in self.entries:
-            if entry.tag == tag:
-                return entry
-        return None
+        return self._entry_by_tag.get(tag)
 
     def _keeps(self, proc, level):
         """True when ``proc`` may run on at ``level`` as it is."""
