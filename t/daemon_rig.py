@@ -15,6 +15,7 @@ import uuid
 from cluster_init.client import Client
 
 from cltab_master import master_cltab
+from realproc import alive
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(HERE)
@@ -43,15 +44,6 @@ def stays(getter, seconds, what="value"):
         assert now == first, f"{what} changed from {first!r} to {now!r}"
         time.sleep(0.05)
     return first
-
-
-def alive(pid):
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        return False
 
 
 def marked_pids(mark):

@@ -14,8 +14,17 @@ def alive(pid):
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
             return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
+    except (FileNotFoundError, ProcessLookupError, ValueError):
         return False
+
+
+def status_field(pid, name):
+    """One field of /proc/PID/status, as text (``SigIgn`` -> ``0000000000000000``)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as stream:
+        for line in stream:
+            if line.startswith(name + ":"):
+                return line.split()[1]
+    raise KeyError(name)
 
 
 class RealRig:

@@ -17,7 +17,7 @@ from cluster_init.states import ProcState as S
 from cluster_init import sysapi
 
 from machine_rig import Rig
-from realproc import RealRig, alive
+from realproc import RealRig, alive, status_field
 
 
 @pytest.fixture
@@ -272,14 +272,6 @@ def test_real_wait_runs_and_stops(real):
     assert not alive(pid), "the pid that was running is gone"
 
 
-def ignored_signals(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as stream:
-        for line in stream:
-            if line.startswith("SigIgn:"):
-                return int(line.split()[1], 16)
-    return 0
-
-
 def test_real_stop_escalates_to_sigkill(real):
     from cluster_init import cltab
 
@@ -287,7 +279,7 @@ def test_real_stop_escalates_to_sigkill(real):
     proc = Process(entry, real.ctx)
     proc.start("1")
     pid = proc.pid
-    real.drive_until(lambda: ignored_signals(pid) & (1 << (signal.SIGINT - 1)))  # trap is set
+    real.drive_until(lambda: int(status_field(pid, "SigIgn"), 16) & (1 << (signal.SIGINT - 1)))  # trap is set
     proc.stop()
     real.drive_until(lambda: proc.state is S.CONFIGURED, timeout=10)
     assert os.WIFSIGNALED(proc.status) and os.WTERMSIG(proc.status) == signal.SIGKILL
@@ -312,14 +304,6 @@ def test_real_exec_failure_raises_spawn_error(monkeypatch):
         sysapi.RealSystem().spawn("true", {})
 
 
-def proc_status_field(pid, name):
-    with open(f"/proc/{pid}/status", encoding="ascii") as stream:
-        for line in stream:
-            if line.startswith(name + ":"):
-                return int(line.split()[1], 16)
-    raise KeyError(name)
-
-
 def test_real_child_starts_clean(real):
     """Default dispositions, empty mask, stdin /dev/null, none of our descriptors."""
     from cluster_init import cltab
@@ -339,8 +323,8 @@ def test_real_child_starts_clean(real):
     pid = proc.pid
     assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # Python ignores it; the child must not
     real.drive_until(lambda: os.readlink(f"/proc/{pid}/exe").endswith("/sleep"))  # sh has exec'd
-    assert proc_status_field(pid, "SigBlk") == 0
-    assert proc_status_field(pid, "SigIgn") == 0
+    assert int(status_field(pid, "SigBlk"), 16) == 0
+    assert int(status_field(pid, "SigIgn"), 16) == 0
     assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     assert b"CLINIT_TAG=t1" in environ and b"CLINIT_LEVEL=1" in environ

@@ -20,6 +20,17 @@ def halt_and_finish(rig, group):
     assert rig.system.live == set()
 
 
+def halt_on_entering(rig, group, state):
+    """Make the group's observer halt it as soon as it enters ``state``."""
+
+    def observer(g):
+        rig.seen.append(g.state.value)
+        if g.state is state:
+            g.halt()  # queued: handled right after the step that entered the state
+
+    group.observer = observer
+
+
 def test_halt_from_starting():
     rig = Rig()
     group = rig.group("test")
@@ -36,12 +47,7 @@ def test_halt_from_checking():
     rig = Rig()
     group = rig.group("test")
 
-    def halt_in_checking(g):
-        rig.seen.append(g.state.value)
-        if g.state is GroupState.CHECKING:
-            g.halt()
-
-    group.observer = halt_in_checking
+    halt_on_entering(rig, group, GroupState.CHECKING)
     group.tell("1")
     rig.exit("test1")
     rig.exit("test2")
@@ -70,12 +76,7 @@ def test_halt_from_dumping():
     rig = Rig()
     group = rig.group("test")
 
-    def halt_in_dumping(g):
-        rig.seen.append(g.state.value)
-        if g.state is GroupState.DUMPING:
-            g.halt()
-
-    group.observer = halt_in_dumping
+    halt_on_entering(rig, group, GroupState.DUMPING)
     group.tell("1")
     rig.exit("test1")
     rig.exit("test2")

@@ -13,6 +13,7 @@ from cluster_init import ClusterInit, DaemonError
 from cluster_init.protocol import MAX_REQUEST
 
 from daemon_rig import CLINIT, alive, marked_pids, wait_for
+from realproc import status_field
 
 
 def raw(node, data, shut=False):
@@ -154,8 +155,7 @@ def test_children_inherit_no_daemon_descriptor(node):
         assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
     assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
     assert os.getpgid(pid) == pid, "own process group"
-    status = open(f"/proc/{pid}/status").read()
-    assert "SigBlk:\t0000000000000000" in status and "SigIgn:\t0000000000000000" in status
+    assert int(status_field(pid, "SigBlk"), 16) == 0 and int(status_field(pid, "SigIgn"), 16) == 0
     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     assert {b"CLINIT_GROUP=fdgrp", b"CLINIT_TAG=fd1", b"CLINIT_LEVEL=1"} <= set(environ)
     assert node.mark.encode() in environ, "the daemon's environment is passed on"
@@ -193,18 +193,11 @@ def test_api_constructor_starts_a_detached_daemon(node, monkeypatch):
     assert marked_pids(node.mark) == []
 
 
-def context_switches(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as stream:
-        for line in stream:
-            if line.startswith("voluntary_ctxt_switches:"):
-                return int(line.split()[1])
-    raise KeyError("voluntary_ctxt_switches")
-
-
 def test_idle_daemon_does_not_wake(node):
     """No polling: with nothing to do, the daemon sleeps in select."""
     node.start()
     node.settle("pidgrp", "1")  # a live child (sleep 10) and nothing due soon
-    before = context_switches(node.daemon.pid)
+    switches = lambda: int(status_field(node.daemon.pid, "voluntary_ctxt_switches"))  # noqa: E731
+    before = switches()
     time.sleep(1.0)  # measuring idleness takes idle time
-    assert context_switches(node.daemon.pid) - before <= 1
+    assert switches() - before <= 1

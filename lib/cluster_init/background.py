@@ -11,6 +11,7 @@ the socket answers, and fails loudly otherwise.
 import os
 
 from .errors import DaemonStartError
+from .sysapi import read_to_eof
 
 READY_TIMEOUT = 30.0
 
@@ -85,18 +86,10 @@ def start(daemon, timeout=READY_TIMEOUT):
         os.close(read_end)
         _become_daemon(daemon, pidlock, write_end)
     os.close(write_end)
-    report = bytearray()
     try:
-        import select
-
-        while True:
-            readable, _, _ = select.select([read_end], [], [], timeout)
-            if not readable:
-                raise DaemonStartError(f"the daemon did not start within {timeout} s")
-            chunk = os.read(read_end, 4096)
-            if not chunk:
-                break
-            report += chunk
+        report = read_to_eof(read_end, timeout)
+    except TimeoutError:
+        raise DaemonStartError(f"the daemon did not start within {timeout} s") from None
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)  # the first child exits as soon as it has forked

@@ -24,6 +24,7 @@ A System has four operations:
 
 import dataclasses
 import os
+import select
 import signal
 import time
 
@@ -47,6 +48,23 @@ def describe_status(wait_status):
     except ValueError:
         name = "unknown"
     return f"signal {-code} ({name})"
+
+
+def read_to_eof(fd, timeout=None):
+    """Everything read from ``fd`` until every writer has closed it.
+
+    TimeoutError if a read waits longer than ``timeout`` seconds.
+    """
+    data = bytearray()
+    while True:
+        if timeout is not None:
+            readable, _, _ = select.select([fd], [], [], timeout)
+            if not readable:
+                raise TimeoutError(f"nothing to read within {timeout} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return bytes(data)
+        data += chunk
 
 
 def _child_after_fork(command, env, error_pipe):
@@ -99,13 +117,8 @@ class RealSystem:
             os.close(read_end)
             _child_after_fork(command, env, write_end)
         os.close(write_end)
-        report = bytearray()
         try:
-            while True:
-                chunk = os.read(read_end, 4096)
-                if not chunk:
-                    break
-                report += chunk
+            report = read_to_eof(read_end)
         finally:
             os.close(read_end)
         if report:
