@@ -60,3 +60,17 @@ def test_long_flags(node):
     assert result.stdout == "level transition started\nhellogrp t PASSED\nhellogrp t PASSED\n"
     result = node.clinit("--kill", "--wait")
     assert result.returncode == 0
+
+
+def test_stale_pidfile_is_replaced(node):
+    import subprocess
+
+    pidfile = os.path.join(node.dir, "clinit.pid")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with open(pidfile, "w") as stream:
+        stream.write(f"{gone.pid}\n")  # a daemon that died without cleaning up
+    result = node.clinit("-d", "-b", "-p", pidfile)
+    assert result.returncode == 0, result.stderr
+    assert int(open(pidfile).read()) != gone.pid
+    assert node.clinit("-k", "-w").returncode == 0
