@@ -67,11 +67,6 @@ class Group(Machine):
         self.entries = tuple(entries)
         self._entry_by_tag = {entry.tag: entry for entry in self.entries}
 
-    @property
-    def idle(self):
-        """True when the group owns no process machine at all."""
-        return not self.procs
-
     def describe(self):
         return f"group {self.name}"
 
