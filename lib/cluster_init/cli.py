@@ -16,6 +16,7 @@ import sys
 import time
 
 from .client import Client
+from .cltab import DEFAULT_CLTAB, DEFAULT_SETTINGS
 from .errors import CltabError, DaemonError, DaemonStartError, Error, NotRunning, Timeout
 from .version import VERSION
 
@@ -25,9 +26,8 @@ EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_TIMEOUT = 124
 
-DEFAULT_CLTAB = "/etc/cltab"
-DEFAULT_SOCKET = "/var/run/clinit/clinit.s"
-DEFAULT_PIDFILE = "/var/run/clinit/clinit.pid"
+DEFAULT_SOCKET = DEFAULT_SETTINGS["socket"]
+DEFAULT_PIDFILE = DEFAULT_SETTINGS["pidfile"]
 
 DESCRIPTION = """\
 Tell the clinit daemon to move resource group GROUP to runlevel LEVEL:

@@ -8,7 +8,7 @@ from . import status as _status
 from .errors import CltabError, DaemonError, NotRunning, Timeout
 from .protocol import Request, parse_answer
 
-DEFAULT_CLTAB = "/etc/cltab"
+DEFAULT_CLTAB = _cltab.DEFAULT_CLTAB
 ANSWER_TIMEOUT = 30.0  # seconds to wait for any answer but a wait request's
 
 
@@ -23,16 +23,24 @@ class Client:
     def __init__(self, cltab=DEFAULT_CLTAB, socket=None, clstat=None, log=None, pidfile=None):
         self.cltab = cltab
         self._given = {"socket": socket, "clstat": clstat, "log": log, "pidfile": pidfile}
+        self._read = (None, None)  # (file signature, settings-only Cltab)
+
+    def _settings(self):
+        """The cltab's settings, read again only when the file changed."""
+        signature = _cltab.file_signature(self.cltab)
+        if self._read[1] is None or signature != self._read[0]:
+            try:
+                table = _cltab.load(self.cltab, entries=False)
+            except CltabError:
+                table = _cltab.parse("", self.cltab)
+            self._read = (signature, table)
+        return self._read[1]
 
     def conf(self, name):
         """The effective value of a setting (``cltab``, ``socket``, ``clstat``, ...)."""
         if name == "cltab":
             return self.cltab
-        try:
-            table = _cltab.load(self.cltab, entries=False)
-        except CltabError:
-            table = _cltab.parse("", self.cltab)
-        return table.setting(name, self._given.get(name))
+        return self._settings().setting(name, self._given.get(name))
 
     @property
     def socket_path(self):

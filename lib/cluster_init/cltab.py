@@ -17,6 +17,7 @@ import os
 from .errors import CltabError
 
 MODES = ("wait", "once", "respawn", "test", "off")
+DEFAULT_CLTAB = "/etc/cltab"
 
 # Settings a cltab may hold, with their defaults; the numbers are seconds
 # or counts.  The Perl clinit knew socket, clstat and log.

@@ -41,7 +41,6 @@ from .version import VERSION
 
 log = logging.getLogger("cluster_init")
 
-DEFAULT_CLTAB = "/etc/cltab"
 HEARTBEAT = (30.0, 45.0)  # clstat is rewritten this often even when idle
 CLIENT_TIMEOUT = 30.0  # a client must send its request (and read the answer) this fast
 MAX_CONNECTIONS = 512
@@ -86,7 +85,7 @@ class Daemon:
 
     def __init__(
         self,
-        cltab=DEFAULT_CLTAB,
+        cltab=_cltab.DEFAULT_CLTAB,
         socket=None,
         clstat=None,
         log=None,
