@@ -19,6 +19,19 @@ def man_pages():
     return [("share/man/" + section, files) for section, files in pages.items() if files]
 
 
+def shared_files(folder, target):
+    """The files directly under ``folder``, installed to share/clinit/``target``."""
+    path = os.path.join(HERE, folder)
+    if not os.path.isdir(path):
+        return []
+    files = sorted(
+        os.path.join(folder, name)
+        for name in os.listdir(path)
+        if os.path.isfile(os.path.join(path, name))
+    )
+    return [("share/clinit/" + target, files)] if files else []
+
+
 setup(
     name="clinit",
     version="0.3.0",
@@ -30,9 +43,12 @@ setup(
     package_dir={"": "lib"},
     packages=["cluster_init"],
     scripts=["clinit"],
-    data_files=man_pages(),
+    data_files=man_pages() + shared_files("contrib", "contrib") + shared_files("ocf", "ocf"),
     install_requires=["python-daemon>=2.2", "lockfile>=0.12"],
-    extras_require={"test": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6"]},
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6"],
+        "bench": ["supervisor>=4"],
+    },
     classifiers=[
         "Environment :: No Input/Output (Daemon)",
         "Operating System :: POSIX :: Linux",
