@@ -242,6 +242,20 @@ def test_status_after_kill_9(init, node):
     assert marked_pids(node.mark) == []
 
 
+def test_stop_when_the_socket_setting_changed(init, node):
+    """No daemon answers where the cltab now says: stop falls back to SIGTERM."""
+    check(init("start"), 0)
+    pid = init.pid()
+    assert node.clinit("-w", "-t", "20", "web", "run").returncode == 0
+    child = int(init.child_pid())
+    moved = cltab_text(node.dir, [web_entry(node.dir)])
+    node.write_cltab(moved.replace(f":::socket:{node.dir}/clinit.s", f":::socket:{node.dir}/moved.s"))
+    check(init("stop"), 0, says="Stopped")
+    assert not alive(pid) and not alive(child)
+    assert not os.path.exists(init.pidfile)
+    assert marked_pids(node.mark) == []
+
+
 def test_usage(init):
     check(init("bogus"), 2, says="Usage: .*start\\|stop")
     check(init(), 2, says="Usage")

@@ -124,8 +124,11 @@ def test_systemd_analyze_verify(tmp_path):
         os.makedirs(section, exist_ok=True)
         shutil.copy(os.path.join(CHECKOUT, "man", page), section)
     env = dict(os.environ, MANPATH=os.path.join(str(tmp_path), "man"), SYSTEMD_LOG_LEVEL="notice")
+    # without man(1) (Debian package man-db) the Documentation= check cannot run
+    man = [] if shutil.which("man") else ["--man=no"]
     result = subprocess.run(
-        ["systemd-analyze", "verify", unit], capture_output=True, text=True, env=env, timeout=60
+        ["systemd-analyze", "verify", *man, unit], capture_output=True, text=True, env=env,
+        timeout=60,
     )
     output = result.stdout + result.stderr
     ours = [line for line in output.splitlines() if "clinit" in line]
