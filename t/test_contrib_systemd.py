@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 
@@ -297,3 +298,30 @@ def test_crash_restart_adopts_the_children(systemd, node):
     systemd.stop()
     assert not alive(child), "the restarted daemon stops what it adopted"
     assert marked_pids(node.mark) == []
+
+
+def test_readiness(systemd, node, monkeypatch):
+    """Type=notify needs READY=1 on $NOTIFY_SOCKET once the socket listens, and
+    children that do not inherit NOTIFY_SOCKET; Type=simple needs nothing."""
+    path = os.path.join(node.dir, "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)  # what systemd gives a Type=notify service
+    try:
+        systemd.start()  # returns once the daemon answers: READY=1 came before that or never
+        try:
+            message = listener.recv(4096).decode()
+        except BlockingIOError:
+            message = None
+    finally:
+        listener.close()
+    if value("Type") == "simple":
+        if message is not None:
+            pytest.skip("clinit -d sends READY=1: contrib/clinit.service may be Type=notify")
+        return
+    assert message is not None and "READY=1" in message.split("\n"), message
+    assert node.clinit("-w", "-t", "20", "web", "run").returncode == 0
+    with open(f"/proc/{child_pid(node)}/environ", "rb") as stream:
+        assert not any(item.startswith(b"NOTIFY_SOCKET=") for item in stream.read().split(b"\0"))
+    systemd.stop()
