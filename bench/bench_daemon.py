@@ -304,7 +304,7 @@ class Bench:
                           base="" if entries == base else f"{name}.{base}")
         large = scales[-1][0]
         table.target(
-            f"the command: clinit -c CLTAB GROUP LEVEL (no-op) within 2x of python -c pass",
+            "the command: clinit -c CLTAB GROUP LEVEL (no-op) within 2x of python -c pass",
             lambda t: ratio_target(t, "cmd.clinit", 2.0),
         )
         table.target(
