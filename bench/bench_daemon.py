@@ -421,7 +421,7 @@ class Bench:
             )
         probing = count == sizes.latency
         if probing:
-            lfig = f"status round trips while {_n(count)} once entries start"
+            lfig = f"status round trips, {_n(count)} entries starting"
             table.row("lat.clinit.idle", lfig, "clinit status, idle: p50", "ms", base="")
             for name in ("p50", "p99", "max"):
                 table.row(f"lat.clinit.{name}", lfig, f"clinit status, starting: {name}", "ms",

@@ -24,7 +24,7 @@ ROWS = [
     ("scale: reread round trip, cltab changed", "cltab 20 entries, 4 groups"),
     ("spawn: 4 once entries until all run", "floor: bare fork/exec loop"),
     ("spawn: 8 once entries until all run", "clinit"),
-    ("status round trips while 8 once entries start", "clinit status, idle: p50"),
+    ("status round trips, 8 entries starting", "clinit status, idle: p50"),
     ("", "clinit status, starting: p99"),
     ("", "supervisord getState, starting: max"),
     ("level switch: stop 2, start 2 others", "clinit"),
