@@ -206,6 +206,7 @@ def spawn_paths(count, rounds):
     children are killed between rounds.  Medians of ``rounds``.
     """
     import signal
+    import subprocess
 
     from cluster_init import sysapi
 
@@ -241,6 +242,15 @@ def spawn_paths(count, rounds):
         ways.append(("sysapi.RealSystem().spawn (the daemon's)",
                      lambda: real.spawn("exec sleep 1000", env)))
     ways.append(("os.posix_spawn, setsid, setsigdef, stdin /dev/null", posix_spawn))
+
+    def popen():
+        # subprocess forks with vfork here (no preexec_fn) and reports a failed exec
+        return subprocess.Popen(
+            argv, executable=shell, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd="/", umask=0o022, close_fds=True, restore_signals=True,
+        ).pid
+
+    ways.append(("subprocess.Popen, new session, cwd, umask, stdin /dev/null", popen))
     times = {name: [] for name, _ in ways}
     for index in range(rounds):
         shift = index % len(ways)
