@@ -29,9 +29,7 @@ PAGES = {name: os.path.join(CHECKOUT, "man", name) for name in ("clinit.8", "clt
 # What the code has and the pages do not say yet: the lead documents these
 # (man/ is being rewritten on main).  Each is an expected failure with its
 # reason; once a page says it, the test passes (XPASS) and the entry goes.
-KNOWN_GAPS = {
-    "option --version": "clinit.8 OPTIONS does not document --version yet",
-}
+KNOWN_GAPS = {}
 
 
 # ---- roff to text -----------------------------------------------------------

@@ -68,6 +68,17 @@ def resolve_paths(table, given, base):
     }
 
 
+def sd_notify(path, message):
+    """Send ``message`` to systemd's notification socket ``path`` (Type=notify)."""
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # an abstract socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), path)
+        except OSError as error:
+            log.warning("cannot notify systemd on %s: %s", path, error.strerror or error)
+
+
 def child_settings(table, base, paths, background):
     """``(directory, output)`` for children: see Context."""
     directory = table.setting("directory")
@@ -123,11 +134,13 @@ class Daemon:
         self.system.umask = umask
         self.registry = Registry()
         directory, output = child_settings(self.table, self.start_dir, self.paths, background)
+        environ = dict(os.environ)
+        self.notify_socket = environ.pop("NOTIFY_SOCKET", None)  # for us, not for children
         self.ctx = Context(
             self.system,
             self.registry,
             Timing.from_cltab(self.table),
-            dict(os.environ),
+            environ,
             directory=directory,
             output=output,
         )
@@ -204,6 +217,8 @@ class Daemon:
             self._log_warnings(self.table)
             self.clstat.write()
             self._schedule_heartbeat()
+            if self.notify_socket:
+                sd_notify(self.notify_socket, f"READY=1\nMAINPID={os.getpid()}")
             if ready is not None:
                 ready()
             self._loop()
