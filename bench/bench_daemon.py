@@ -502,7 +502,10 @@ class Bench:
                 if not prober.latencies or not idle.latencies:
                     raise BenchError("no status answer at all")
                 if prober.errors:
-                    say(f"    {key}: {prober.errors} status requests failed")
+                    say(f"    {key}: {prober.errors} status requests got no answer")
+                    table.fail([f"lat.{key}.max"],
+                               f"{prober.errors} of {prober.errors + len(prober.latencies)}"
+                               " requests got no answer")
                 times = prober.latencies
                 return {
                     f"lat.{key}.idle": statistics.median(idle.latencies),

@@ -561,7 +561,7 @@ class Prober(threading.Thread):
                     due.pop(0)
                     self.errors += 1
                     continue
-                inflight[sock] = due.pop(0)
+                inflight[sock] = [due.pop(0), False]  # when due, whether it answered
                 selector.register(sock, selectors.EVENT_READ)
             if due:
                 timeout = 0.002
@@ -577,10 +577,16 @@ class Prober(threading.Thread):
                     continue
                 except OSError:
                     data = b""
-                if not data:
-                    self.latencies.append(time.perf_counter() - inflight.pop(sock))
-                    selector.unregister(sock)
-                    sock.close()
+                if data:
+                    inflight[sock][1] = True
+                    continue
+                due_at, answered = inflight.pop(sock)
+                if answered:
+                    self.latencies.append(time.perf_counter() - due_at)
+                else:  # closed without an answer (too many clients?): no round trip
+                    self.errors += 1
+                selector.unregister(sock)
+                sock.close()
         for sock in inflight:
             sock.close()
         selector.close()
