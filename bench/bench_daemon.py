@@ -315,11 +315,16 @@ class Bench:
             f"scale: no-op tell round trip at {_n(large)} entries within 2x of {_n(small)}",
             lambda t: ratio_target(t, f"trip.{large}", 2.0),
         )
+        def reread_check(t):
+            met, detail = ratio_target(t, f"reread.{large}", 12.0)
+            absolute = ", ".join(
+                f"{_n(e)}: {_fmt(_median(t, f'reread.{e}') * 1e3)} ms" for e, _ in scales
+            )
+            return met, f"{detail}; absolute: {absolute}"
+
         table.target(
             f"scale: reread at {_n(large)} entries within 12x of {_n(reread_base)}",
-            lambda t: (lambda met, detail: (met, detail + "; absolute: " + ", ".join(
-                f"{_n(e)}: {_fmt(_median(t, f'reread.{e}') * 1e3)} ms" for e, _ in scales)))(
-                *ratio_target(t, f"reread.{large}", 12.0)),
+            reread_check,
         )
 
         daemons = {}
@@ -349,8 +354,10 @@ class Bench:
         else:
             table.fail(["cmd.sup"], "supervisor not installed")
         for key, argv in commands:  # once each, untimed: warm caches, check they work
-            result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-            if key.startswith("cmdscale") and (result.returncode != 0 or "started" not in result.stdout):
+            result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                    text=True, check=False)
+            works = result.returncode == 0 and "started" in result.stdout
+            if key.startswith("cmdscale") and not works:
                 raise BenchError(f"{argv} failed: {result.stdout}{result.stderr}")
 
         def run_commands():
@@ -360,7 +367,7 @@ class Bench:
                 for key, argv in commands[shift:] + commands[:shift]:
                     started = time.perf_counter()
                     subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+                                   stderr=subprocess.DEVNULL, check=False)
                     samples[key].append(time.perf_counter() - started)
             values = {key: statistics.median(times) for key, times in samples.items()}
             values["cmd.clinit"] = values[f"cmdscale.{small}"]
@@ -415,8 +422,8 @@ class Bench:
                 f"spawn {_n(count)}: clinit ahead of supervisord",
                 lambda t: (
                     _median(t, f"spawn{count}.clinit") < _median(t, f"spawn{count}.sup"),
-                    f"clinit {_fmt(_median(t, f'spawn{count}.clinit'))} s, supervisord "
-                    f"{_fmt(_median(t, f'spawn{count}.sup'))} s",
+                    (f"clinit {_fmt(_median(t, f'spawn{count}.clinit'))} s, supervisord "
+                    f"{_fmt(_median(t, f'spawn{count}.sup'))} s"),
                 ),
             )
         probing = count == sizes.latency
@@ -434,9 +441,9 @@ class Bench:
                 f"status latency: p99 of status round trips while {_n(count)} entries start"
                 " under 50 ms",
                 lambda t: (_median(t, "lat.clinit.p99") < 0.050,
-                           f"p99 {_fmt(_median(t, 'lat.clinit.p99') * 1e3)} ms, p50 "
+                           (f"p99 {_fmt(_median(t, 'lat.clinit.p99') * 1e3)} ms, p50 "
                            f"{_fmt(_median(t, 'lat.clinit.p50') * 1e3)} ms, max "
-                           f"{_fmt(_median(t, 'lat.clinit.max') * 1e3)} ms"),
+                           f"{_fmt(_median(t, 'lat.clinit.max') * 1e3)} ms")),
             )
 
         floor = Floor(f"floor-spawn{count}")
@@ -455,7 +462,7 @@ class Bench:
             table.fail([f"spawn{count}.sup"] + (
                 ["lat.sup.idle", "lat.sup.p50", "lat.sup.p99", "lat.sup.max"] if probing else []
             ), "supervisor not installed")
-        every = lambda watch: watch.count() >= count  # noqa: E731
+        every = lambda watch: watch.count() >= count
 
         def run_floor():
             watch = Watch(floor.instance)
@@ -589,10 +596,10 @@ class Bench:
         table.row("storm.sup", fig, "supervisord (autorestart)", "s", base="storm.floor")
         table.target(
             f"storm: {_n(count)} respawn entries killed at once: all reaped, all running again",
-            lambda t: (True, f"{_fmt(_median(t, 'storm.clinit'))} s (floor "
-                             f"{_fmt(_median(t, 'storm.floor'))} s)"),
+            lambda t: (True, (f"{_fmt(_median(t, 'storm.clinit'))} s (floor "
+                             f"{_fmt(_median(t, 'storm.floor'))} s)")),
         )
-        every = lambda watch: watch.count() >= count  # noqa: E731
+        every = lambda watch: watch.count() >= count
         floor = Floor("floor-storm")
         stack.callback(floor.stop)
         floor.send(f"spawn {count} 1000")
@@ -669,8 +676,8 @@ class Bench:
             table.target(
                 "memory: clinit RSS below supervisord's",
                 lambda t: (_median(t, "rss.clinit") < _median(t, "rss.sup"),
-                           f"clinit {_fmt(_median(t, 'rss.clinit') / 1024)} MiB, supervisord "
-                           f"{_fmt(_median(t, 'rss.sup') / 1024)} MiB"),
+                           (f"clinit {_fmt(_median(t, 'rss.clinit') / 1024)} MiB, supervisord "
+                           f"{_fmt(_median(t, 'rss.sup') / 1024)} MiB")),
             )
         else:
             table.fail(["rss.sup", "idle.sup"], "supervisor not installed")
@@ -723,7 +730,7 @@ def machine_line(supervisor, sizes):
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"clinit benchmark, commit {commit}, {when}; {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()} "

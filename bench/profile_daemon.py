@@ -39,8 +39,8 @@ import traceback
 
 import rig
 
-from cluster_init.client import Client  # noqa: E402  (rig put lib/ on sys.path)
-from cluster_init.daemon import Daemon  # noqa: E402
+from cluster_init.client import Client  # rig put lib/ on sys.path
+from cluster_init.daemon import Daemon
 
 INSTANCE = "profile"
 
@@ -121,7 +121,7 @@ def run_daemon(directory, name, lines, helper):
         finally:
             try:
                 client.shutdown()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - the daemon may be gone already
                 pass
 
     thread = threading.Thread(target=side)
@@ -343,8 +343,8 @@ def main(argv=None):
     parser.add_argument("--dump", metavar="DIR", help="write PHASE.prof files to DIR")
     args = parser.parse_args(argv)
 
-    import tempfile
     import shutil
+    import tempfile
 
     os.environ[rig.MARK_NAME] = f"{rig.RUN}-{INSTANCE}"  # the daemon's children inherit it
     rig.become_subreaper()

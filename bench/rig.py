@@ -319,7 +319,7 @@ class ClinitDaemon:
         self.cltab = os.path.join(self.dir, "cltab")
         self.entries = list(entries)
         self.write_cltab()
-        self.output = open(os.path.join(self.dir, "output"), "wb")
+        self.output = open(os.path.join(self.dir, "output"), "wb")  # noqa: SIM115 - closed by stop
         self.process = subprocess.Popen(
             [sys.executable, CLINIT, "-d", "-c", self.cltab], env=instance_env(instance),
             stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT,
@@ -342,7 +342,9 @@ class ClinitDaemon:
         return os.path.join(self.dir, "s")
 
     def write_cltab(self, comment=""):
-        lines = [f":::socket:{self.dir}/s", f":::clstat:{self.dir}/clstat", f":::log:{self.dir}/log"]
+        lines = [
+            f":::socket:{self.dir}/s", f":::clstat:{self.dir}/clstat", f":::log:{self.dir}/log"
+        ]
         if comment:
             lines.append(f"# {comment}")
         with open(self.cltab, "w", encoding="utf-8") as stream:
@@ -422,7 +424,7 @@ class Supervisord:
             lines += [f"[group:{group}]", "programs=" + ",".join(names), ""]
         with open(self.conf, "w", encoding="utf-8") as stream:
             stream.write("\n".join(lines))
-        self.output = open(os.path.join(self.dir, "output"), "wb")
+        self.output = open(os.path.join(self.dir, "output"), "wb")  # noqa: SIM115 - closed by stop
         self.process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-c", self.conf],
             env=instance_env(instance), cwd=self.dir, stdin=subprocess.DEVNULL,
