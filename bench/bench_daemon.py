@@ -730,7 +730,8 @@ def machine_line(supervisor, sizes):
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    utc = datetime.timezone.utc  # noqa: UP017 - datetime.UTC is 3.11's
+    when = datetime.datetime.now(utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"clinit benchmark, commit {commit}, {when}; {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()} "

@@ -117,7 +117,7 @@ def run_daemon(directory, name, lines, helper):
                 time.sleep(0.01)
             results.update(helper(client, switch, write))
         except BaseException as error:  # noqa: BLE001 - reported from the main thread
-            errors.append("".join(traceback.format_exception(error)))
+            errors.append(traceback.format_exc())
         finally:
             try:
                 client.shutdown()
