@@ -116,7 +116,7 @@ def run_daemon(directory, name, lines, helper):
                     raise RuntimeError("the daemon does not answer")
                 time.sleep(0.01)
             results.update(helper(client, switch, write))
-        except BaseException as error:  # noqa: BLE001 - reported from the main thread
+        except BaseException:  # noqa: BLE001 - reported from the main thread
             errors.append(traceback.format_exc())
         finally:
             try:
