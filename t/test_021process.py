@@ -152,9 +152,10 @@ def test_stop_schedule_int_term_kill(rig):
     assert len(rig.system.signals) == 2
     rig.advance(0.1)
     assert rig.system.signals[-1] == (pid, signal.SIGKILL)
-    assert proc.deadline is None
+    rig.advance(1.0)  # still there (stuck in the kernel, say): SIGKILL again, every second
+    assert rig.system.signals[-1] == (pid, signal.SIGKILL) and len(rig.system.signals) == 4
     rig.exit("t1", signum=signal.SIGKILL)
-    assert proc.state is S.CONFIGURED
+    assert proc.state is S.CONFIGURED and proc.deadline is None
 
 
 def test_stop_delays_are_settings():
@@ -368,3 +369,165 @@ def test_forks_come_in_batches():
     assert [proc.state for proc in procs[:5]] == [S.DONE] * 4 + [S.RUNBG]
     assert rig.registry.run_spawns(4) == 4 and rig.registry.run_spawns(4) == 2
     assert all(proc.state is S.DONE for proc in procs)
+
+
+# ---- every process of the entry, not only its leader (LINGERING) ----
+
+
+def test_a_stop_reaches_what_the_leader_left(rig):
+    """`sleep 1003 &` as a once entry: the shell exits at once, sleep stays in its group."""
+    proc = rig.process("g:t1:1:once:sleep 1003 &")
+    proc.start("1")
+    pgid = proc.pid
+    sleeper = rig.system.member(pgid)
+    rig.exit("t1", 0)
+    assert proc.state is S.DONE and proc.pid is None
+    proc.stop()
+    assert proc.state is S.LINGERING, "the leader is gone, its group is not"
+    assert rig.system.signals == [(pgid, signal.SIGINT)]
+    rig.advance(5)  # a background job ignores SIGINT
+    assert rig.system.signals[-1] == (pgid, signal.SIGTERM)
+    rig.system.exit(sleeper, signum=signal.SIGTERM)
+    rig.registry.deliver(rig.system.reap())  # it came back to us: we are its subreaper
+    assert proc.state is S.CONFIGURED and proc.deadline is None
+
+
+def test_a_stop_goes_on_when_the_leader_exits_first(rig):
+    """`sh -c 'sleep 1001 & sleep 1002'`: SIGINT kills the shell and 1002, not 1001."""
+    proc = rig.process("g:t1:1:once:sleep 1001 & sleep 1002")
+    proc.start("1")
+    pgid = proc.pid
+    background = rig.system.member(pgid)
+    proc.stop()
+    assert proc.state is S.STOPPING
+    rig.exit("t1", signum=signal.SIGINT)
+    assert proc.state is S.LINGERING and proc.status is not None
+    rig.advance(5)
+    rig.advance(10)
+    assert [sig for _pgid, sig in rig.system.signals] == [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
+    rig.system.exit(background, signum=signal.SIGKILL)
+    rig.registry.deliver(rig.system.reap())
+    assert proc.state is S.CONFIGURED
+
+
+def test_respawn_remembers_every_group_it_started(rig):
+    proc = rig.process("g:t1:1:respawn:daemonish &")
+    proc.start("1")
+    first = proc.pid
+    left = rig.system.member(first)
+    rig.advance(2)
+    rig.exit("t1", 0)  # restarted: a new leader, a new group
+    second = proc.pid
+    assert second != first and proc.pgids == {first, second}
+    proc.stop()
+    assert sorted(pgid for pgid, _sig in rig.system.signals) == sorted([first, second])
+    rig.exit("t1", signum=signal.SIGINT)
+    assert proc.state is S.LINGERING
+    rig.system.exit(left, signum=signal.SIGINT)
+    rig.registry.deliver(rig.system.reap())
+    assert proc.state is S.CONFIGURED
+
+
+def test_kill_mode_all_reaches_a_process_that_called_setsid(rig):
+    rig.ctx.kill_mode = "all"
+    rig.ctx.daemon_id = "/run/clinit/clinit.s"
+    proc = rig.process("g:t1:1:once:setsid sleep 1004")
+    proc.start("1")
+    escapee = rig.system.escapee("g", "t1")
+    rig.exit("t1", 0)
+    proc.stop()
+    assert proc.state is S.LINGERING
+    assert ("pid", escapee, signal.SIGINT) in rig.system.signals
+    rig.system.exit(escapee, signum=signal.SIGINT)
+    rig.registry.deliver(rig.system.reap())
+    assert proc.state is S.CONFIGURED
+
+
+def test_kill_mode_group_leaves_a_setsid_process_to_its_stop_entry(rig):
+    rig.ctx.daemon_id = "/run/clinit/clinit.s"
+    proc = rig.process("g:t1:1:wait:/etc/init.d/foo start")
+    proc.start("1")
+    rig.system.escapee("g", "t1")  # the daemon foo started, detached
+    rig.exit("t1", 0)
+    proc.stop()
+    assert proc.state is S.CONFIGURED and rig.system.signals == []
+
+
+def test_what_a_test_left_is_stopped_too(rig):
+    proc = rig.process("g:t1:1:test:sleep 99 & true")
+    proc.start("1")
+    left = rig.system.member(proc.pid)
+    rig.exit("t1", 0)
+    assert proc.state is S.PASS
+    proc.stop()
+    assert proc.state is S.LINGERING
+    rig.system.exit(left, signum=signal.SIGINT)
+    rig.registry.deliver(rig.system.reap())
+    assert proc.state is S.CONFIGURED
+
+
+# ---- adoption: a new daemon takes over what its dead predecessor left ----
+
+
+def test_adopted_respawn_is_done_and_respawns_when_it_exits(rig):
+    from cluster_init.process import Adoption
+
+    proc = rig.process("g:t1:1:respawn:exec sleep 99")
+    proc.adopt(Adoption(E.ADOPTED_DONE, "1", leader=777, pids=(777,), pgids=(777,)))
+    assert proc.state is S.DONE and proc.pid == 777 and proc.adopted
+    (watch,) = rig.system.watched
+    assert rig.system.watched[watch] == 777
+    rig.advance(5)
+    proc._watched_exit(777)  # its pidfd became readable
+    assert proc.state is S.DONE and proc.pid != 777, "restarted, as any respawn entry"
+    assert rig.system.watched == {}
+
+
+def test_adopted_test_that_exits_fails(rig, caplog):
+    from cluster_init.process import Adoption
+
+    proc = rig.process("g:t1:1:test:sleep 5")
+    proc.adopt(Adoption(E.ADOPTED_RUNTEST, "1", leader=778, pids=(778,), pgids=(778,)))
+    assert proc.state is S.RUNTEST
+    with caplog.at_level(logging.WARNING, logger="cluster_init"):
+        proc._watched_exit(778)
+    assert proc.state is S.FAIL
+    assert "result is unknown after adoption" in caplog.text
+
+
+def test_adopted_wait_that_exits_is_done(rig):
+    from cluster_init.process import Adoption
+
+    proc = rig.process("g:t1:1:wait:sleep 5")
+    proc.adopt(Adoption(E.ADOPTED_RUNNING, "1", leader=779, pids=(779,), pgids=(779,)))
+    assert proc.state is S.RUNNING and proc.busy
+    proc._watched_exit(779)
+    assert proc.state is S.DONE
+
+
+def test_adopted_processes_are_stopped_by_their_groups(rig):
+    from cluster_init.process import Adoption
+
+    proc = rig.process("g:t1:1:once:sleep 99")
+    rig.system.live.add(780)
+    proc.adopt(Adoption(E.ADOPTED_DONE, "1", leader=780, pids=(780,), pgids=(780,)))
+    proc.stop()
+    assert rig.system.signals == [(780, signal.SIGINT)]
+    rig.system.live.discard(780)
+    proc._watched_exit(780)
+    assert proc.state is S.CONFIGURED
+
+
+def test_without_pidfds_an_adopted_leader_counts_as_done(rig):
+    from cluster_init.process import Adoption
+
+    rig.system.pidfds = False
+    proc = rig.process("g:t1:1:wait:sleep 99")
+    rig.system.live.add(781)
+    proc.adopt(Adoption(E.ADOPTED_RUNNING, "1", leader=781, pids=(781,), pgids=(781,)))
+    assert proc.state is S.DONE and proc.pid is None
+    proc.stop()
+    assert proc.state is S.LINGERING and rig.system.signals == [(781, signal.SIGINT)]
+    rig.system.live.discard(781)
+    rig.advance(5)  # no pidfd: the deadline finds the group empty
+    assert proc.state is S.CONFIGURED

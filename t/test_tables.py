@@ -45,14 +45,18 @@ PERL_PROCESS = {
     (P.PAUSING, PE.TOO_RAPID): P.PAUSING,
     (P.PAUSING, PE.STOP): P.STOPPING,
     (P.STOPPING, PE.TIMEOUT): P.STOPPING,
-    (P.STOPPING, PE.EXITED): P.CONFIGURED,
+    # Perl: EXITED -> CONFIGURED.  Ours looks first whether the leader's
+    # process group has processes left: ALL_GONE -> CONFIGURED, else LINGERING
+    (P.STOPPING, PE.EXITED): P.STOPPING,
+    (P.STOPPING, PE.ALL_GONE): P.CONFIGURED,
+    (P.STOPPING, PE.MEMBERS_LEFT): P.LINGERING,
     (P.TESTING, PE.RC_ZERO): P.PASS,
     (P.TESTING, PE.RC_NONZERO): P.FAIL,
     (P.TESTING, PE.STOP): P.CONFIGURED,
     (P.PASS, PE.START): P.SETUP,
-    (P.PASS, PE.STOP): P.CONFIGURED,
+    (P.PASS, PE.STOP): P.STOPPING,  # Perl: CONFIGURED; ours stops what the test left running
     (P.FAIL, PE.START): P.SETUP,
-    (P.FAIL, PE.STOP): P.CONFIGURED,
+    (P.FAIL, PE.STOP): P.STOPPING,  # likewise
 }
 
 # machines.md, Group.  The Perl polls ("timeout/check", "kickme") are our

@@ -31,11 +31,13 @@ import socket
 import stat
 import sys
 
+from . import adopt
 from . import cltab as _cltab
+from . import marks
 from . import settings as _settings
 from . import signals as _signals
 from . import socketlock
-from .connections import Server
+from .connections import Policy, Server
 from .errors import CltabError, DaemonStartError
 from .group import Group
 from .logfile import LogFile, QuietStreamHandler
@@ -43,8 +45,10 @@ from .process import Context, Timing
 from .protocol import CLTAB_REFUSED, TIMEOUT, WAIT_DEFAULT, Answer
 from .registry import Registry
 from .states import SETTLED_GROUP_STATES, GroupState
+from .status import read as read_clstat
 from .statusfile import StatusFile
 from .sysapi import RealSystem, describe_status
+from .trust import check_directory_trust
 from .version import VERSION
 
 log = logging.getLogger("cluster_init")
@@ -92,6 +96,21 @@ def child_settings(table, base, paths, background):
     elif background:
         output = paths["log"]
     return directory, output
+
+
+def socket_group_id(table):
+    """The gid of the ``socket_group`` setting (looked up once, at start), or None."""
+    name = table.setting("socket_group")
+    if name is None:
+        return None
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        if name.isdigit():
+            return int(name)
+        raise CltabError(table.path, [(0, f"setting socket_group: no such group {name!r}")]) from None
 
 
 def raise_open_files_limit():
@@ -143,6 +162,7 @@ class Daemon:
         directory, output = child_settings(self.table, self.start_dir, self.paths, background)
         environ = dict(os.environ)
         self.notify_socket = environ.pop("NOTIFY_SOCKET", None)  # for us, not for children
+        environ[marks.DAEMON] = self.paths["socket"]  # our children's identity mark
         self.ctx = Context(
             self.system,
             self.registry,
@@ -150,7 +170,11 @@ class Daemon:
             environ,
             directory=directory,
             output=output,
+            daemon_id=self.paths["socket"],
+            kill_mode=self.table.setting("kill_mode"),
         )
+        self.socket_group_name = self.table.setting("socket_group")
+        self.socket_gid = socket_group_id(self.table)
         self.groups = {}
         self.leaving = set()  # groups halting because they left the cltab
         self.clstat = StatusFile(self.paths["clstat"])
@@ -237,16 +261,67 @@ class Daemon:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         except OSError as error:
             raise DaemonStartError(f"cannot create {os.path.dirname(path)}: {error.strerror}") from None
+        for name in ("socket", "clstat", "pidfile") if self.background else ("socket", "clstat"):
+            try:
+                check_directory_trust(os.path.dirname(self.paths[name]), self.paths[name])
+            except PermissionError as error:
+                raise DaemonStartError(str(error)) from None
         if self.lock_fd is None:
             self.lock_fd = socketlock.acquire(path)
         self.check_socket()
-        self.server = Server(self.selector, self.system.now, self._handle, self._wait_expired)
-        self.server.listen(path)
+        policy = Policy(gid=self.socket_gid)
+        self.server = Server(self.selector, self.system.now, self._handle, self._wait_expired, policy)
+        self.server.listen(path, self.socket_gid)
         receiver = self.signal_box.install()
         self.selector.register(receiver, selectors.EVENT_READ, _woken)
         self.system.signals_changed()
         self.system.seal_descriptors()
+        if not self.system.become_subreaper():
+            log.warning("cannot become a child subreaper: orphaned descendants of entries go to init")
+        self._adopt()
         gc.freeze()  # what exists now is never collected: less for the collector to walk
+
+    def _adopt(self):
+        """Take over what a dead predecessor on our socket left (adopt.py)."""
+        found = self.system.find_marked(self.paths["socket"])
+        old_rows = read_clstat(self.paths["clstat"])
+        plans = adopt.plan(found, self.table, old_rows)
+        if not plans:
+            return
+        if found:
+            log.warning(
+                "the previous daemon on %s died and left %d process(es): adopting them",
+                self.paths["socket"],
+                len(found),
+            )
+        pidfds = found and self._pidfds_work()
+        if found and not pidfds:
+            log.warning("pidfds are not available here (Linux 5.3 or later has them): stopping what it left")
+        for plan in plans:
+            group = self._group(plan.name, entries=() if not plan.in_cltab else None)
+            for entry, adoption in plan.adoptions:
+                log.info(
+                    "adopting %s:%s: %s (process groups %s)",
+                    entry.group,
+                    entry.tag,
+                    " ".join(map(str, adoption.pids)),
+                    " ".join(map(str, sorted(adoption.pgids))),
+                )
+            group.restore(plan)
+            log.info("group %s restored at level %s %s", plan.name, group.level, group.state)
+            if not plan.in_cltab:
+                log.info("group %s left the cltab: halting it", plan.name)
+                self.leaving.add(plan.name)
+                group.halt()
+            elif plan.halting or not pidfds and plan.adoptions:
+                group.halt()
+
+    def _pidfds_work(self):
+        watch = self.system.watch_process(os.getpid())
+        if watch is None:
+            return False
+        self.system.unwatch_process(watch)
+        return True
 
     def _open_log(self):
         logger = logging.getLogger("cluster_init")
@@ -485,10 +560,11 @@ class Daemon:
         for group in list(self.groups.values()):
             group.halt()
 
-    def _group(self, name):
+    def _group(self, name, entries=None):
         group = self.groups.get(name)
         if group is None:
-            group = Group(name, self.table.entries_of(name), self.ctx, observer=self._group_changed)
+            entries = self.table.entries_of(name) if entries is None else entries
+            group = Group(name, entries, self.ctx, observer=self._group_changed)
             self.groups[name] = group
         return group
 
@@ -569,6 +645,9 @@ class Daemon:
     def _apply(self, table):
         self.table = table
         self.ctx.timing = Timing.from_cltab(table)
+        self.ctx.kill_mode = table.setting("kill_mode")
+        if table.setting("socket_group") != self.socket_group_name:
+            log.warning("setting socket_group changed: takes effect at the next daemon start")
         for name, path in resolve_paths(table, self.given, self.start_dir).items():
             if path != self.paths[name]:
                 log.warning("setting %s changed to %s: takes effect at the next daemon start", name, path)

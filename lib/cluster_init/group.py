@@ -22,6 +22,7 @@ change of state is reported to ``observer(group)``.
 
 import logging
 
+from .adopt import restored_as_run
 from .machine import Machine
 from .process import Process
 from .states import GroupEvent as E
@@ -63,6 +64,10 @@ class Group(Machine):
 
     def halt(self):
         self.post(E.HALT)
+
+    def restore(self, plan):
+        """Take over what a dead predecessor left of this group (adopt.GroupPlan)."""
+        self.post(E.RESTORE, plan)
 
     def set_entries(self, entries):
         """Take the group's entries from a newly read cltab.
@@ -137,6 +142,26 @@ class Group(Machine):
     def _continue_start(self, _proc):
         return self._start_next(None)
 
+    def _restore(self, plan):
+        self.target = self.level = plan.level
+        for entry, adoption in plan.adoptions:
+            proc = Process(entry, self.ctx, on_change=self._proc_changed)
+            self.procs[entry.tag] = proc
+            proc.adopt(adoption)
+        if plan.settled:
+            for entry in self.entries:
+                if entry.mode == "off" or not entry.has_level(self.level) or entry.tag in self.procs:
+                    continue
+                adoption = restored_as_run(plan, entry)
+                if adoption is not None:
+                    proc = Process(entry, self.ctx, on_change=self._proc_changed)
+                    self.procs[entry.tag] = proc
+                    proc.adopt(adoption)
+        for proc in list(self.procs.values()):
+            if not self._keeps(proc, self.level):
+                proc.stop()  # it left the cltab, changed, or is off now
+        return self._start_next(None)
+
     def _check_procs(self, proc):
         """Settled yet?  Each process's change costs O(1) until the last one settles."""
         if proc is None:  # entering CHECKING: which of the level's processes do we wait for
@@ -201,6 +226,7 @@ class Group(Machine):
 # * a process changing state after the group settled changes nothing.
 Group.TABLE = {
     (S.CONFIGURED, E.TELL): (S.STARTING, Group._start_next),
+    (S.CONFIGURED, E.RESTORE): (S.STARTING, Group._restore),  # (+) adoption after a crash
     (S.CONFIGURED, E.HALT): (S.CONFIGURED, None),
     (S.CONFIGURED, E.PROC): (S.CONFIGURED, None),  # (+)
     (S.STARTING, E.PROC): (S.STARTING, Group._continue_start),

@@ -11,10 +11,23 @@ Behaviour by mode:
 * ``test``: runs in the foreground; PASS on exit status 0, else FAIL.
 * ``off``: never runs.
 
-Stopping signals the whole process group SIGINT, then SIGTERM
+Stopping signals the entry's process groups SIGINT, then SIGTERM
 ``term_delay`` seconds later, then SIGKILL ``kill_delay`` seconds after
-that, until the process has exited.  All waiting is by deadlines on the
+that (and again every KILL_AGAIN seconds), until no process of them is
+left: not only the leader (the shell the daemon started), but every
+process of every process group the entry started, whose leader may have
+exited long before (a shell's background jobs, which ignore SIGINT, the
+rest of a ``cmd &`` once entry).  LINGERING is that state: the leader is
+gone, members are left.  Under ``kill_mode`` ``all`` a stop also reaches
+the processes found under /proc with the entry's marks (marks.py), which
+finds one that called setsid.  All waiting is by deadlines on the
 System's clock; the machine never sleeps and never calls ``os``.
+
+A daemon that starts where its predecessor died adopts the processes it
+left (``adopt``): their exits come through pidfds (they are not our
+children), so their exit status cannot be known: an adopted ``test``
+that exits FAILs ("result unknown after adoption"), an adopted ``wait``
+is done.
 """
 
 import dataclasses
@@ -61,6 +74,27 @@ class Context:
     environ: dict = dataclasses.field(default_factory=dict)
     directory: str = None
     output: str = None
+    daemon_id: str = None  # the CLINIT_DAEMON mark of our children
+    kill_mode: str = "group"
+
+
+class Adoption:
+    """What a new daemon found of an entry its predecessor ran, or decided for it.
+
+    ``leader`` is the entry's leader (its shell) if it still runs, else
+    None; ``pids`` every process of the entry that still runs (watched
+    through pidfds), ``pgids`` their process groups, ``verdict`` the event
+    that names the state to take (ADOPTED_RUNNING, ADOPTED_DONE, ...).
+    """
+
+    __slots__ = ("leader", "pids", "pgids", "verdict", "level")
+
+    def __init__(self, verdict, level, leader=None, pids=(), pgids=()):
+        self.verdict, self.level, self.leader = verdict, level, leader
+        self.pids, self.pgids = tuple(pids), set(pgids)
+
+
+KILL_AGAIN = 1.0  # seconds between SIGKILLs while processes are left
 
 
 def output_path(template, entry):
@@ -86,7 +120,9 @@ def output_path(template, entry):
 
 
 # A process whose group must wait for it before starting the next entry.
-FOREGROUND_STATES = frozenset({S.SETUP, S.RUNFG, S.RUNNING, S.RUNTEST, S.TESTING, S.STOPPING})
+FOREGROUND_STATES = frozenset(
+    {S.SETUP, S.RUNFG, S.RUNNING, S.RUNTEST, S.TESTING, S.STOPPING, S.LINGERING}
+)
 RAN_STATES = frozenset({S.DONE, S.PASS, S.FAIL})
 _MODE_VERDICTS = {"wait": E.WAIT, "once": E.ONCE, "respawn": E.RESPAWN, "test": E.TEST, "off": E.OFF}
 
@@ -110,7 +146,12 @@ class Process(Machine):
         self.rapid_restarts = 0
         self.starts = 0  # how many times the command was started
         self.since = context.system.now()  # when the machine entered its state
+        self.pgids = set()  # process groups we started that may still have processes
+        self.watches = {}  # pid -> pidfd, for adopted processes
+        self.adopted = False
         self._signals_left = ()
+        self._escapees = ()  # marked processes outside our groups (kill_mode all)
+        self._kill_warned = False
         context.registry.add(self)
 
     # what the group, the reaper and the clock call
@@ -123,6 +164,15 @@ class Process(Machine):
     def exited(self, pid, status):
         if pid == self.pid:
             self.post(E.EXITED, status)
+
+    def members_changed(self):
+        """A process that was not a leader exited: while lingering, look again."""
+        if self.state is S.LINGERING:
+            self.post(E.REAPED)
+
+    def adopt(self, adoption):
+        """Take over processes a dead predecessor left (or restore a state it had)."""
+        self.post(E.ADOPT, adoption)
 
     def fork(self):
         """The registry's turn for us: start the child; STARTED or EXEC_FAILED follows."""
@@ -144,7 +194,10 @@ class Process(Machine):
             self.exec_failed = True
             self.post(E.EXEC_FAILED)
             return
+        if self.pgids:
+            self.pgids = {pgid for pgid in self.pgids if self.ctx.system.group_alive(pgid)}
         self.pid = pid
+        self.pgids.add(pid)  # the child leads its own session and process group
         self.last_start = self.ctx.system.now()
         self.starts += 1
         self.exec_failed = False
@@ -189,7 +242,12 @@ class Process(Machine):
 
     def _record_exit(self, status):
         self.status = status
-        log.info("%s: pid %d exited (%s)", self.describe(), self.pid, describe_status(status))
+        if status is None:
+            log.info("%s: pid %d exited (result unknown after adoption)", self.describe(), self.pid)
+        elif exit_code(status) != 0 and self.entry.mode in ("wait", "once") and self.state is not S.STOPPING:
+            log.warning("%s: pid %d exited (%s)", self.describe(), self.pid, describe_status(status))
+        else:
+            log.info("%s: pid %d exited (%s)", self.describe(), self.pid, describe_status(status))
         self.pid = None
 
     def _exited_check_mode(self, status):
@@ -198,6 +256,9 @@ class Process(Machine):
 
     def _exited_check_rc(self, status):
         self._record_exit(status)
+        if status is None:
+            log.warning("%s: test failed: its result is unknown after adoption", self.describe())
+            return E.RC_NONZERO
         return E.RC_ZERO if exit_code(status) == 0 else E.RC_NONZERO
 
     def _check_rate(self, _arg):
@@ -218,37 +279,114 @@ class Process(Machine):
             return E.TOO_RAPID
         return E.CONTINUE
 
+    def _processes_left(self):
+        """True while any process of ours is left (and prune the groups that are empty)."""
+        system = self.ctx.system
+        self.pgids = {pgid for pgid in self.pgids if system.group_alive(pgid)}
+        self._escapees = ()
+        if self.ctx.kill_mode == "all" and self.ctx.daemon_id is not None:
+            self._escapees = system.marked(self.ctx.daemon_id, self.entry.group, self.entry.tag)
+        return bool(self.pgids or self._escapees)
+
     def _begin_stop(self, _arg):
         self.deadline = None
-        if self.ctx.registry.cancel_spawn(self) or self.pid is None:
-            return E.EXITED  # never forked, or nothing left running
+        if self.ctx.registry.cancel_spawn(self):
+            return E.ALL_GONE  # never started
         timing = self.ctx.timing
         self._signals_left = (
             (signal.SIGINT, timing.term_delay),
             (signal.SIGTERM, timing.kill_delay),
-            (signal.SIGKILL, None),
+            (signal.SIGKILL, KILL_AGAIN),
         )
-        return self._signal_next(None)
+        self._kill_warned = False
+        if self.pid is not None:
+            self.pgids.add(self.pid)  # a leader leads its own process group
+        if not self._processes_left() and self.pid is None:
+            return E.ALL_GONE
+        self._signal_next(None)
+        return None if self.pid is not None else E.MEMBERS_LEFT
 
     def _signal_next(self, _arg):
-        if not self._signals_left or self.pid is None:
-            return None
+        if self.pid is None and not self._processes_left():
+            return E.ALL_GONE
+        if not self._signals_left:  # SIGKILL was sent and something is still there
+            if not self._kill_warned:
+                log.warning("%s: processes left after SIGKILL; sending it again every %g s", self.describe(), KILL_AGAIN)
+                self._kill_warned = True
+            self._signals_left = ((signal.SIGKILL, KILL_AGAIN),)
         (signum, wait), self._signals_left = self._signals_left[0], self._signals_left[1:]
-        log.info("%s: stopping pid %d with %s", self.describe(), self.pid, signum.name)
-        self.ctx.system.signal_group(self.pid, signum)
-        self.deadline = None if wait is None else self.ctx.system.now() + wait
+        system = self.ctx.system
+        if self.pid is not None:
+            log.info("%s: stopping pid %d with %s", self.describe(), self.pid, signum.name)
+        else:
+            log.info(
+                "%s: stopping what its leader left (process groups %s%s) with %s",
+                self.describe(),
+                " ".join(str(pgid) for pgid in sorted(self.pgids)) or "-",
+                f", marked pids {' '.join(map(str, self._escapees))}" if self._escapees else "",
+                signum.name,
+            )
+        for pgid in sorted(self.pgids):
+            system.signal_group(pgid, signum)
+        for pid in self._escapees:
+            system.signal_process(pid, signum)
+        self.deadline = system.now() + wait
         return None
 
-    def _stopped(self, status):
+    def _leader_exited(self, status):
+        self._record_exit(status)
+        return E.MEMBERS_LEFT if self._processes_left() else E.ALL_GONE
+
+    def _check_left(self, _arg):
+        return None if self._processes_left() else E.ALL_GONE
+
+    def _stopped(self, _arg):
         self.deadline = None
         self._signals_left = ()
-        if status is not None:
-            self._record_exit(status)
+        self.pgids.clear()
+
+    def _adopt(self, adoption):
+        self.adopted = True
+        self.level = adoption.level
+        self.pgids = set(adoption.pgids)
+        registry = self.ctx.registry
+        for pid in adoption.pids:
+            try:
+                watch = self.ctx.system.watch_process(pid)
+            except ProcessLookupError:
+                continue  # gone meanwhile: the group check finds out
+            if watch is None:
+                continue  # no pidfds: the stop finds out by its deadlines
+            self.watches[pid] = watch
+            registry.watch_descriptor(watch, self, lambda pid=pid: self._watched_exit(pid))
+            if pid == adoption.leader:
+                self.pid = pid
+                registry.watch(pid, self)
+        if adoption.leader is not None and self.pid is None and adoption.verdict in (
+            E.ADOPTED_RUNNING,
+            E.ADOPTED_RUNTEST,
+        ):
+            return E.ADOPTED_DONE  # its leader cannot be watched: count it as done
+        return adoption.verdict
+
+    def _watched_exit(self, pid):
+        """An adopted process exited (its pidfd is readable)."""
+        watch = self.watches.pop(pid, None)
+        if watch is not None:
+            self.ctx.registry.forget_descriptor(watch)
+            self.ctx.system.unwatch_process(watch)
+        if pid == self.pid:
+            self.ctx.registry.unwatch(pid)
+            self.exited(pid, None)
+        else:
+            self.members_changed()
 
 
 # The whole machine.  Rows marked (+) are ours, not the Perl diagram's:
-# explicit no-ops where the Perl one logged a stray event, and the
-# respawn hold-back ending on our own clock's TIMEOUT.
+# explicit no-ops where the Perl one logged a stray event, the respawn
+# hold-back ending on our own clock's TIMEOUT, LINGERING (the Perl one
+# gave up once the leader exited, and left the rest of its process group
+# running), and adoption.
 Process.TABLE = {
     (S.CONFIGURED, E.START): (S.SETUP, Process._check_mode),
     (S.CONFIGURED, E.STOP): (S.CONFIGURED, None),  # (+) halting a stopped entry
@@ -283,13 +421,26 @@ Process.TABLE = {
     (S.PAUSING, E.TIMEOUT): (S.RUNBG, Process._exec),  # (+) the hold-back is over
     (S.PAUSING, E.STOP): (S.STOPPING, Process._begin_stop),
     (S.STOPPING, E.TIMEOUT): (S.STOPPING, Process._signal_next),
-    (S.STOPPING, E.EXITED): (S.CONFIGURED, Process._stopped),
+    (S.STOPPING, E.EXITED): (S.STOPPING, Process._leader_exited),
+    (S.STOPPING, E.ALL_GONE): (S.CONFIGURED, Process._stopped),
+    (S.STOPPING, E.MEMBERS_LEFT): (S.LINGERING, None),  # (+) the leader is gone, not its group
     (S.STOPPING, E.STOP): (S.STOPPING, None),  # (+) already stopping
+    (S.LINGERING, E.TIMEOUT): (S.LINGERING, Process._signal_next),  # (+)
+    (S.LINGERING, E.REAPED): (S.LINGERING, Process._check_left),  # (+)
+    (S.LINGERING, E.ALL_GONE): (S.CONFIGURED, Process._stopped),  # (+)
+    (S.LINGERING, E.STOP): (S.LINGERING, None),  # (+)
     (S.TESTING, E.RC_ZERO): (S.PASS, None),
     (S.TESTING, E.RC_NONZERO): (S.FAIL, None),
     (S.TESTING, E.STOP): (S.CONFIGURED, None),
     (S.PASS, E.START): (S.SETUP, Process._check_mode),
-    (S.PASS, E.STOP): (S.CONFIGURED, None),
+    (S.PASS, E.STOP): (S.STOPPING, Process._begin_stop),  # (+) what a test left behind stops too
     (S.FAIL, E.START): (S.SETUP, Process._check_mode),
-    (S.FAIL, E.STOP): (S.CONFIGURED, None),
+    (S.FAIL, E.STOP): (S.STOPPING, Process._begin_stop),  # (+)
+    # (+) adoption: a new daemon takes over what its dead predecessor left
+    (S.CONFIGURED, E.ADOPT): (S.SETUP, Process._adopt),
+    (S.SETUP, E.ADOPTED_RUNNING): (S.RUNNING, None),
+    (S.SETUP, E.ADOPTED_RUNTEST): (S.RUNTEST, None),
+    (S.SETUP, E.ADOPTED_DONE): (S.DONE, None),
+    (S.SETUP, E.ADOPTED_PASS): (S.PASS, None),
+    (S.SETUP, E.ADOPTED_FAIL): (S.FAIL, None),
 }

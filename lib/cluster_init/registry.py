@@ -83,7 +83,14 @@ class Registry:
                 strays += 1
                 continue
             machine.exited(pid, status)
+        if strays:
+            self.members_changed()
         return strays
+
+    def members_changed(self):
+        """A process that was no leader exited: the machines still stopping look again."""
+        for machine in list(self._machines):
+            machine.members_changed()
 
     # deadlines
     def next_deadline(self):

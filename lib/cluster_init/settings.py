@@ -28,6 +28,8 @@ DEFAULT_SETTINGS = {
     "pidfile": "/var/run/clinit/clinit.pid",
     "output": None,  # children's stdout and stderr; %g group, %t tag
     "directory": None,  # children's working directory: where clinit -d started
+    "socket_group": None,  # a group whose members may use the socket too
+    "kill_mode": "group",  # how far a stop reaches: group, or all (every marked process)
     "term_delay": 5.0,  # SIGINT ... SIGTERM
     "kill_delay": 10.0,  # SIGTERM ... SIGKILL
     "respawn_limit": 5,  # rapid restarts allowed before holding back

@@ -34,6 +34,7 @@ class ProcState(_Named):
     FAIL = enum.auto()  # test mode: exited non-zero (or could not start)
     PAUSING = enum.auto()  # respawn mode: between an exit and the next start
     STOPPING = enum.auto()  # being stopped: SIGINT, SIGTERM, SIGKILL
+    LINGERING = enum.auto()  # being stopped: the leader is gone, other processes of its group are not
 
 
 class ProcEvent(_Named):
@@ -48,6 +49,8 @@ class ProcEvent(_Named):
     STOP = enum.auto()
     EXITED = enum.auto()
     TIMEOUT = enum.auto()
+    REAPED = enum.auto()  # a process that was not a leader exited
+    ADOPT = enum.auto()  # a new daemon takes over what its predecessor left
     # verdicts of "check mode"
     WAIT = enum.auto()
     ONCE = enum.auto()
@@ -63,6 +66,15 @@ class ProcEvent(_Named):
     # verdicts of "check respawn rate"
     CONTINUE = enum.auto()
     TOO_RAPID = enum.auto()
+    # verdicts of "stop" and "check what is left"
+    ALL_GONE = enum.auto()
+    MEMBERS_LEFT = enum.auto()
+    # verdicts of "adopt"
+    ADOPTED_RUNNING = enum.auto()
+    ADOPTED_RUNTEST = enum.auto()
+    ADOPTED_DONE = enum.auto()
+    ADOPTED_PASS = enum.auto()
+    ADOPTED_FAIL = enum.auto()
 
 
 class GroupState(_Named):
@@ -90,6 +102,7 @@ class GroupEvent(_Named):
     TELL = enum.auto()
     HALT = enum.auto()
     PROC = enum.auto()
+    RESTORE = enum.auto()  # a new daemon takes over what its dead predecessor left
     ALL_STARTED = enum.auto()
     ALL_DONE = enum.auto()
     ALL_PASSED = enum.auto()

@@ -21,8 +21,21 @@ A System has these operations:
 ``reopen_outputs()``
     Forget the output files opened so far (after a log rotation): the
     next children open them again.
-``signal_group(pgid, signum)``
-    Send a signal to a process group; a group that is gone is no error.
+``signal_group(pgid, signum)``, ``signal_process(pid, signum)``
+    Send a signal to a process group, or one process; one that is gone
+    is no error.
+``group_alive(pgid)``
+    True while any process of the process group is left.
+``marked(daemon_id, group, tag)``
+    The pids of our uid's processes that carry these marks (marks.py).
+``find_marked(daemon_id)``
+    Every live process of our uid that carries that daemon identity, as
+    marks.Found (what a new daemon adopts).
+``watch_process(pid)``, ``unwatch_process(watch)``
+    A descriptor that becomes readable when ``pid`` (not necessarily our
+    child) exits: a pidfd; None where pidfds are missing (Linux < 5.3).
+``become_subreaper()``
+    Make orphaned descendants come back to us (PR_SET_CHILD_SUBREAPER).
 ``reap()``
     Collect every child that has exited, without blocking: a list of
     ``(pid, wait_status)``.
@@ -31,18 +44,22 @@ A System has these operations:
 """
 
 import contextlib
+import ctypes
 import dataclasses
+import errno
 import os
 import resource
 import select
 import signal
 import time
 
+from . import marks
 from .errors import SpawnError
 from .spawn import Spawner
 from .trust import open_append
 
 SHELL = "/bin/sh"
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def exit_code(wait_status):
@@ -216,6 +233,55 @@ class RealSystem:
         except ProcessLookupError:
             pass
 
+    def signal_process(self, pid, signum):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def group_alive(self, pgid):
+        """True while a process of group ``pgid`` lives; zombies do not count (an init
+        that does not reap, or a parent that has not reaped yet, must not hold a stop)."""
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        if marks.live_in_group(pgid, pgid):
+            return True  # its leader: the common case, one read
+        return any(marks.live_in_group(int(name), pgid) for name in os.listdir("/proc") if name.isdigit())
+
+    def marked(self, daemon_id, group, tag):
+        return [found.pid for found in marks.scan(daemon_id, os.getuid(), group, tag)]
+
+    def find_marked(self, daemon_id):
+        return marks.scan(daemon_id, os.getuid())
+
+    def watch_process(self, pid):
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is None:
+            return None
+        try:
+            return pidfd_open(pid)
+        except ProcessLookupError:
+            raise
+        except OSError as error:
+            if error.errno in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+                return None
+            raise
+
+    def unwatch_process(self, watch):
+        os.close(watch)
+
+    def become_subreaper(self):
+        """PR_SET_CHILD_SUBREAPER through ctypes; False where it cannot be had."""
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            return False
+
     def reap(self):
         reaped = []
         while True:
@@ -246,10 +312,16 @@ class Spawned:
 class FakeSystem:
     """A System for tests: nothing runs, everything is recorded.
 
-    ``spawned`` and ``signals`` list what was asked, in order.
+    ``spawned`` and ``signals`` list what was asked, in order (a
+    ``signal_process`` is recorded as ``("pid", pid, signum)``).
     ``exit(pid, code)`` (or ``exit(pid, signum=9)``) makes the next
     ``reap()`` report that pid; ``advance(seconds)`` moves the clock;
-    ``fail_spawns`` makes the next spawns raise SpawnError.
+    ``fail_spawns`` makes the next spawns raise SpawnError.  Each spawned
+    pid leads its own process group; ``member(pgid)`` adds a process to
+    one (a shell's background job), ``escapee(group, tag)`` a marked
+    process outside every group (one that called setsid), and
+    ``exit(pid)`` of either is reaped as an orphan that came back to us.
+    ``pidfds = False`` plays a kernel without pidfds.
     """
 
     def __init__(self, first_pid=1000, clock=1000.0):
@@ -259,6 +331,12 @@ class FakeSystem:
         self.signals = []
         self.live = set()
         self.fail_spawns = 0
+        self.members = {}  # pgid -> pids of its processes besides the leader
+        self.escapees = {}  # pid -> (group, tag) of marked processes outside any group
+        self.found = []  # marks.Found a new daemon finds at start (adoption)
+        self.watched = {}  # watch token -> pid
+        self.pidfds = True
+        self.subreaper = False
         self._exited = []
 
     def spawn(self, command, env, directory=None, output=None):
@@ -278,6 +356,32 @@ class FakeSystem:
     def signal_group(self, pgid, signum):
         self.signals.append((pgid, signum))
 
+    def signal_process(self, pid, signum):
+        self.signals.append(("pid", pid, signum))
+
+    def group_alive(self, pgid):
+        return pgid in self.live or bool(self.members.get(pgid))
+
+    def marked(self, daemon_id, group, tag):
+        return sorted(pid for pid, marks in self.escapees.items() if marks == (group, tag))
+
+    def find_marked(self, daemon_id):
+        return list(self.found)
+
+    def watch_process(self, pid):
+        if not self.pidfds:
+            return None
+        token = 100000 + len(self.watched)
+        self.watched[token] = pid
+        return token
+
+    def unwatch_process(self, watch):
+        self.watched.pop(watch, None)
+
+    def become_subreaper(self):
+        self.subreaper = True
+        return True
+
     def reopen_outputs(self):
         pass
 
@@ -290,11 +394,31 @@ class FakeSystem:
 
     # what tests call
     def exit(self, pid, code=0, signum=None):
-        """Make ``pid`` exit, with ``code`` or killed by ``signum``."""
-        assert pid in self.live, f"pid {pid} is not running"
-        self.live.discard(pid)
+        """Make ``pid`` (a leader, a member or an escapee) exit, with ``code`` or killed by ``signum``."""
         status = signum if signum is not None else (code & 0xFF) << 8
+        if pid in self.escapees:
+            del self.escapees[pid]
+        elif pid in self.live:
+            self.live.discard(pid)
+        else:
+            pgids = [pgid for pgid, pids in self.members.items() if pid in pids]
+            assert pgids, f"pid {pid} is not running"
+            self.members[pgids[0]].discard(pid)
         self._exited.append((pid, status))
+
+    def member(self, pgid):
+        """A new process in process group ``pgid``; its pid."""
+        pid = self.next_pid
+        self.next_pid += 1
+        self.members.setdefault(pgid, set()).add(pid)
+        return pid
+
+    def escapee(self, group, tag):
+        """A new marked process of ``group:tag`` outside any of our groups; its pid."""
+        pid = self.next_pid
+        self.next_pid += 1
+        self.escapees[pid] = (group, tag)
+        return pid
 
     def advance(self, seconds):
         self.clock += seconds

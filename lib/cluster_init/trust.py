@@ -41,6 +41,8 @@ def directory_problems(directory):
             current = os.path.join(current, part)
         try:
             info = os.stat(current)
+        except FileNotFoundError:
+            break  # the daemon creates it (as root, not writable by others)
         except OSError as error:
             problems.append(f"directory {current}: {error.strerror}")
             break

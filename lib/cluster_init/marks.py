@@ -1,0 +1,96 @@
+"""The marks every child carries, and finding processes by them under /proc.
+
+Each child the daemon starts has in its environment
+
+    CLINIT_DAEMON   the daemon's identity: the absolute path of its socket,
+                    the same for every daemon on that socket, across restarts
+    CLINIT_GROUP    its entry's resource group
+    CLINIT_TAG      its entry's tag
+    CLINIT_LEVEL    the level its group was told when it started
+
+and every process it starts inherits them, also after setsid.  So a
+stop under ``:::kill_mode:all`` finds an entry's processes that left its
+process group, and a daemon that starts where its predecessor died finds
+the processes that predecessor left.  Only processes of the daemon's own
+uid are looked at, so that nobody can plant a process that a root daemon
+would take for its own.  What escapes: a process that rewrites or clears
+its environment (some servers do, to set their process title).
+"""
+
+import os
+
+DAEMON = "CLINIT_DAEMON"
+GROUP = "CLINIT_GROUP"
+TAG = "CLINIT_TAG"
+LEVEL = "CLINIT_LEVEL"
+
+
+class Found:
+    """A running process that carries a daemon's marks."""
+
+    __slots__ = ("pid", "pgid", "group", "tag", "level")
+
+    def __init__(self, pid, pgid, group, tag, level):
+        self.pid, self.pgid, self.group, self.tag, self.level = pid, pgid, group, tag, level
+
+    def __repr__(self):
+        return f"Found(pid={self.pid}, pgid={self.pgid}, {self.group}:{self.tag} at {self.level!r})"
+
+
+def _environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as stream:
+        data = stream.read()
+    marks = {}
+    for item in data.split(b"\0"):
+        if item.startswith(b"CLINIT_"):
+            name, _, value = item.partition(b"=")
+            marks[name.decode("ascii", "replace")] = os.fsdecode(value)
+    return marks
+
+
+def _stat(pid):
+    """``(state, pgid, real uid)`` of a process."""
+    with open(f"/proc/{pid}/stat", "rb") as stream:
+        fields = stream.read().rsplit(b")", 1)[1].split()
+    state, pgid = fields[0].decode(), int(fields[2])
+    with open(f"/proc/{pid}/status", "rb") as stream:
+        for line in stream:
+            if line.startswith(b"Uid:"):
+                return state, pgid, int(line.split()[1])
+    raise ValueError("no Uid line")
+
+
+def live_in_group(pid, pgid):
+    """True when ``pid`` lives, is no zombie, and belongs to process group ``pgid``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            fields = stream.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid
+
+
+def scan(daemon_id, uid, group=None, tag=None):
+    """The live processes of ``uid`` that carry ``CLINIT_DAEMON=daemon_id``
+    (and the group and tag, when given), zombies and this process left out."""
+    found = []
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        pid = int(name)
+        try:
+            state, pgid, owner = _stat(pid)
+            if owner != uid or state in ("Z", "X"):
+                continue
+            marks = _environ(pid)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        if marks.get(DAEMON) != daemon_id:
+            continue
+        if group is not None and marks.get(GROUP) != group:
+            continue
+        if tag is not None and marks.get(TAG) != tag:
+            continue
+        found.append(Found(pid, pgid, marks.get(GROUP), marks.get(TAG), marks.get(LEVEL)))
+    return found
