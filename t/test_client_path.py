@@ -1,0 +1,74 @@
+"""The command's client path stays light: it answers at interpreter start-up speed.
+
+The speed itself is measured in bench/ (a ratio to ``python -c pass``);
+here the test is that the client path imports nothing heavy, and that
+the hand-written parse of the common forms agrees with argparse.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cluster_init import cli
+from daemon_rig import LIB
+
+HEAVY = {
+    "argparse", "subprocess", "logging", "dataclasses", "daemon", "lockfile", "socket",
+    "selectors", "enum", "re", "tempfile", "json", "ctypes", "difflib", "cluster_init.cltab",
+    "cluster_init.daemon",
+}
+
+PROBE = """
+import json, sys
+sys.path.insert(0, {lib!r})
+before = set(sys.modules)
+from cluster_init import cli
+try:
+    code = cli.main({argv!r})
+except SystemExit as exit:
+    code = exit.code
+sys.stdout.flush()
+print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"], ["-k", "-w"]],
+)
+def test_the_client_path_imports_nothing_heavy(node, argv):
+    node.start()
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(lib=LIB, argv=["-c", node.cltab, *argv])],
+        env=node.env(), capture_output=True, text=True, timeout=60,
+    )
+    imported = set(json.loads(result.stderr.strip().splitlines()[-1]))
+    assert imported & HEAVY == set(), f"{argv}: the client path imported {sorted(imported & HEAVY)}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["g", "1"],
+        ["1"],
+        [],
+        ["-v"],
+        ["-k"],
+        ["-k", "-w", "-t", "5"],
+        ["-w", "-t", "2.5", "g", "1"],
+        ["-c", "/etc/other", "-s", "/run/x.s", "-v", "g", "1"],
+        ["--cltab", "/x", "--socket", "/y", "--verbose", "--wait", "--timeout", "3", "g", "1"],
+    ],
+)
+def test_the_quick_parse_agrees_with_argparse(argv):
+    quick = cli.quick_parse(argv)
+    full = cli.build_parser().parse_args(argv)
+    assert quick is not None, "a common form goes the quick way"
+    assert vars(quick) == {name: value for name, value in vars(full).items() if name in vars(quick)}
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["-d"], ["--check"], ["-vw", "g", "1"], ["-t", "soon", "g", "1"], ["-c"]])
+def test_the_rest_goes_to_argparse(argv):
+    assert cli.quick_parse(argv) is None
