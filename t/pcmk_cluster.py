@@ -355,6 +355,10 @@ class Cluster:
 
     def start(self, timeout=60):
         """Form the cluster: every node online, a DC elected, seen from every node."""
+        with self.explained():
+            return self._start(timeout)
+
+    def _start(self, timeout):
         self.started_at = time.monotonic()
         for node in self.nodes:
             self._prepare(node)
@@ -546,18 +550,19 @@ def _tail(path, lines):
 
 @pytest.fixture
 def pcmk_cluster():
-    """A factory: ``pcmk_cluster(**Cluster kwargs)`` forms a cluster; all torn down after."""
+    """A factory: ``pcmk_cluster(**Cluster kwargs)`` forms a cluster; all torn down after.
+
+    With ``start=False`` the cluster is only made (its directory exists,
+    for files the nodes will need): call ``start()`` then.
+    """
     skip_unless_available()
     made = []
 
-    def make(**kwargs):
+    def make(start=True, **kwargs):
         cluster = Cluster(**kwargs)
         made.append(cluster)
-        try:
+        if start:
             cluster.start()
-        except BaseException:
-            print(cluster.diagnostics())
-            raise
         return cluster
 
     yield make
