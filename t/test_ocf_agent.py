@@ -14,7 +14,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from daemon_rig import stays, wait_for
+from cluster_init import cltab as cltab_module
+from daemon_rig import CHECKOUT, stays, wait_for
 from ocf_rig import AGENT, AgentRig, public_copy
 
 OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_UNIMPLEMENTED = 0, 1, 3
@@ -315,3 +316,51 @@ def test_ocf_tester(rig):
     assert f"{agent} passed all tests" in done.stdout
     assert rig.clstat() == ("stopped", "DONE")
     assert rig.tagged_pids("svc") == []
+
+
+# the README's section "Under Pacemaker"
+
+def readme_section():
+    with open(os.path.join(CHECKOUT, "README"), encoding="utf-8") as stream:
+        text = stream.read()
+    return text[text.index("Under Pacemaker\n---"):text.index("License\n---")]
+
+
+def test_readme_cltab_parses_with_the_group():
+    lines = [line[4:] for line in readme_section().splitlines()
+             if line.startswith(("    :::", "    web:"))]
+    table = cltab_module.parse("\n".join(lines) + "\n", "README")
+    assert table.groups() == ("web",)
+    assert {entry.mode for entry in table.entries} == {"test", "respawn"}
+
+
+def test_readme_names_every_exit_code_and_stonith():
+    section = readme_section()
+    for code in range(8):
+        assert re.search(rf"^    {code}  ", section, re.M), f"exit code {code}"
+    assert "stonith-enabled=false" in section and "fencing" in section.lower()
+    assert "/usr/lib/ocf/resource.d/clinit/group" in section
+
+
+@pytest.mark.skipif(shutil.which("crm_verify") is None,
+                    reason="crm_verify is not installed (Debian pacemaker)")
+def test_readme_cib_xml_is_a_valid_configuration():
+    section = readme_section()
+    start = section.index("    <group id=\"web-group\">")
+    end = section.index("    </group>") + len("    </group>")
+    cib = (
+        '<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">'
+        '<configuration><crm_config><cluster_property_set id="options">'
+        '<nvpair id="options-stonith" name="stonith-enabled" value="false"/>'
+        "</cluster_property_set></crm_config><nodes/>"
+        f"<resources>{section[start:end]}</resources><constraints/></configuration>"
+        "<status/></cib>"
+    )
+    done = subprocess.run(["crm_verify", "--xml-text", cib], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    group = ET.fromstring(section[start:end])
+    agent = group.find("primitive[@provider='clinit']")
+    assert agent.get("type") == "group"
+    depth = agent.find(".//op/instance_attributes/nvpair[@name='OCF_CHECK_LEVEL']")
+    assert depth is not None and depth.get("value") == "10"
