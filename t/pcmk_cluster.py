@@ -51,7 +51,8 @@ PACKAGES = "pacemaker, pacemaker-cli-utils, corosync, iproute2 and util-linux"
 HOST_PATHS = (
     "/var/lib/pacemaker/**", "/var/lib/corosync/**", "/var/log/pacemaker/**",
     "/var/log/corosync*", "/var/log/cluster*", "/run/corosync*", "/run/crm*",
-    "/run/pacemaker*", "/run/mount", "/run/mount/*", "/dev/shm/qb-*", "/tmp/ocf-clinit.*",
+    "/run/pacemaker*", "/run/mount", "/run/mount/*", "/run/clinit", "/run/clinit/*",
+    "/dev/shm/qb-*", "/tmp/ocf-clinit.*",
 )
 
 CIB_SEED = """\
@@ -446,14 +447,13 @@ class Cluster:
 
     def failcount(self, resource, node, via):
         """The resource's fail count on ``node`` (all operations), from crm_mon."""
-        mon = self.mon(via)
         total = 0
-        for history in mon.iter("node"):
-            if history.get("name") != node or history.find("resource_history") is None:
+        for history in self.mon(via).iterfind("node_history/node"):
+            if history.get("name") != node:
                 continue
-            for item in history.iter("resource_history"):
-                if item.get("id") == resource and item.get("fail-count"):
-                    count = item.get("fail-count")
+            for item in history.iterfind("resource_history"):
+                count = item.get("fail-count")
+                if item.get("id") == resource and count:
                     total += 1000000 if count == "INFINITY" else int(count)
         return total
 
