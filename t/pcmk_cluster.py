@@ -62,7 +62,7 @@ CIB_SEED = """\
       <cluster_property_set id="cib-bootstrap-options">
         <nvpair id="cib-bootstrap-options-stonith-enabled" name="stonith-enabled" value="false"/>
         <nvpair id="cib-bootstrap-options-dc-deadtime" name="dc-deadtime" value="2s"/>
-        <nvpair id="cib-bootstrap-options-cluster-recheck-interval" name="cluster-recheck-interval" value="1min"/>
+        <nvpair id="cib-bootstrap-options-recheck" name="cluster-recheck-interval" value="1min"/>
       </cluster_property_set>
     </crm_config>
     <nodes/>
@@ -281,7 +281,8 @@ class Cluster:
         for provider in sorted(os.listdir(RESOURCE_D)):
             if os.path.isdir(os.path.join(RESOURCE_D, provider)):
                 os.mkdir(os.path.join(resource_d, provider))
-                rbinds.append([os.path.join(RESOURCE_D, provider), os.path.join(resource_d, provider)])
+                rbinds.append([os.path.join(RESOURCE_D, provider),
+                               os.path.join(resource_d, provider)])
         for name, path in self.agents.items():
             provider, kind = name.split("/")
             os.makedirs(os.path.join(resource_d, provider), exist_ok=True)
@@ -396,8 +397,8 @@ class Cluster:
             env=self._node_env(),
         )
         if check and done.returncode != 0:
-            raise AssertionError(
-                f"{node.name}: {' '.join(argv)}: exit {done.returncode}\n{done.stdout}{done.stderr}")
+            raise AssertionError(f"{node.name}: {' '.join(argv)}: exit {done.returncode}\n"
+                                 f"{done.stdout}{done.stderr}")
         return done
 
     def mon(self, via, check=True):

@@ -22,6 +22,10 @@ OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_UNIMPLEMENTED = 0, 1, 3
 OCF_ERR_INSTALLED, OCF_ERR_CONFIGURED, OCF_NOT_RUNNING = 5, 6, 7
 DTD_DIR = "/usr/share/resource-agents"
 
+needs_xmllint = pytest.mark.skipif(
+    shutil.which("xmllint") is None, reason="xmllint is not installed (Debian libxml2-utils)")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root to run the agent as user nobody")
 needs_marks = pytest.mark.xfail(
     strict=False,
     reason="needs CLINIT_DAEMON marks on children (and adoption after a daemon crash) from main",
@@ -66,7 +70,7 @@ def test_meta_data_describes_the_parameters_and_actions():
     assert actions == {"start", "stop", "monitor", "validate-all", "meta-data"}
 
 
-@pytest.mark.skipif(shutil.which("xmllint") is None, reason="xmllint is not installed (Debian libxml2-utils)")
+@needs_xmllint
 @pytest.mark.skipif(not os.path.exists(os.path.join(DTD_DIR, "ra-api-1.dtd")),
                     reason="no ra-api-1.dtd (Debian resource-agents)")
 def test_meta_data_validates_against_the_ocf_dtd():
@@ -76,7 +80,7 @@ def test_meta_data_validates_against_the_ocf_dtd():
     assert lint.returncode == 0, lint.stderr.decode()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the agent as user nobody")
+@needs_root
 def test_meta_data_works_as_nobody():
     copy = public_copy(AGENT)
     try:
@@ -89,7 +93,8 @@ def test_meta_data_works_as_nobody():
     ET.fromstring(done.stdout)
 
 
-@pytest.mark.parametrize("action", ["notify", "promote", "demote", "migrate_to", "reload", "bogus", ""])
+@pytest.mark.parametrize(
+    "action", ["notify", "promote", "demote", "migrate_to", "reload", "bogus", ""])
 def test_other_actions_are_unimplemented(rig, action):
     assert rig.rc(action) == OCF_ERR_UNIMPLEMENTED
 
@@ -297,8 +302,7 @@ def test_processes_left_by_a_dead_daemon_are_a_failure(rig):
 
 @pytest.mark.skipif(shutil.which("ocf-tester") is None,
                     reason="ocf-tester is not installed (Debian resource-agents)")
-@pytest.mark.skipif(shutil.which("xmllint") is None, reason="xmllint is not installed (Debian libxml2-utils)")
-@pytest.mark.skipif(os.geteuid() != 0, reason="ocf-tester checks the agent as user nobody: needs root")
+@needs_xmllint
 def test_ocf_tester(rig):
     agent = public_copy(AGENT)  # readable by nobody, whatever the checkout's modes
     try:
