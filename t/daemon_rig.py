@@ -146,12 +146,13 @@ class Node:
         return Client(cltab=self.cltab)
 
     def tell(self, group, level):
-        return self.client().tell(group, level)
+        """Tell through the protocol (a warning the daemon gives is not raised)."""
+        return self.client().request("tell", group, level).message
 
     def settle(self, group, level, timeout=20):
         """Tell and wait until the group settles at the level; its state."""
         client = self.client()
-        client.tell(group, level)
+        client.request("tell", group, level)
         return client.wait(group, level, timeout=timeout)
 
     def status(self, **filters):

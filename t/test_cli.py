@@ -53,7 +53,7 @@ def test_error_answer_exits_1(node):
 def test_wait_exit_statuses(node):
     node.start()
     done = node.clinit("-w", "hellogrp", "1")
-    assert (done.returncode, done.stdout) == (0, "level transition started\nhellogrp 1 DONE\n")
+    assert (done.returncode, done.stdout) == (0, "hellogrp 1 DONE\n"), "-w prints one line"
     failed = node.clinit("-w", "hellogrp", "f")
     assert (failed.returncode, failed.stdout.splitlines()[-1]) == (1, "hellogrp f FAILED")
     passed = node.clinit("-w", "hellogrp", "t")
@@ -112,3 +112,119 @@ def test_runs_from_a_checkout_without_installation(tmp_path):
         [sys.executable, "-S", CLINIT, "--version"], env=env, capture_output=True, text=True, cwd=str(tmp_path)
     )
     assert result.returncode == 0 and result.stdout.startswith("clinit ")
+
+
+def test_help_shows_group_and_level(node):
+    result = node.clinit("-h")
+    usage = result.stdout.split("\n\n")[0]
+    assert "[GROUP] LEVEL" in usage and "--check" in usage
+    assert "4 permission denied" in result.stdout and "6 the cltab was refused" in result.stdout
+
+
+def test_unreadable_cltab_is_exit_6_not_no_daemon(node, tmp_path):
+    node.start()
+    result = node.clinit("-c", str(tmp_path / "nonexistent"), "-v")
+    assert result.returncode == 6
+    assert result.stderr == f"clinit: {tmp_path}/nonexistent: cannot read: No such file or directory\n"
+    assert "no clinit daemon" not in result.stderr
+
+
+def test_bad_setting_value_is_exit_6_with_its_line(node):
+    node.start()
+    node.write_cltab(":::term_delay:5s\n" + open(node.cltab).read())
+    result = node.clinit("-v")
+    assert result.returncode == 6
+    assert f"{node.cltab}:1: setting term_delay wants a number of seconds, not '5s'" in result.stderr
+
+
+def test_with_s_an_unreadable_cltab_is_a_warning(node, tmp_path):
+    node.start()
+    result = node.clinit("-c", str(tmp_path / "nonexistent"), "-s", node.socket, "-k", "-w")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "cannot read" in result.stderr
+    node.daemon.wait(20)
+
+
+def test_daemon_refusing_the_cltab_is_exit_6(node):
+    node.start()
+    node.write_cltab(open(node.cltab).read() + "g:t:1:sometimes:true\n")
+    result = node.clinit("scramjet", "1")
+    assert result.returncode == 6
+    assert "cltab refused; still using the last good one" in result.stderr
+    assert "unknown mode 'sometimes'" in result.stderr
+
+
+def test_daemon_exits_6_on_a_broken_cltab(node):
+    node.write_cltab(open(node.cltab).read() + "g:t:1:sometimes:true\n")
+    result = node.clinit("-d")
+    assert result.returncode == 6
+    assert "unknown mode 'sometimes'" in result.stderr
+
+
+def test_permission_denied_is_exit_4(node):
+    """EACCES on the socket (root connects whatever the mode: be nobody, who cannot reach it)."""
+    from as_user import nobody, run_as
+    from cluster_init import cli
+
+    uid, gid = nobody()
+    node.start()
+    code, out, err = run_as(uid, gid, cli.main, ["-c", node.cltab, "-s", node.socket, "scramjet", "1"])
+    assert code == 4, err
+    assert f"cannot connect to {node.socket}: Permission denied" in err
+
+
+def test_telling_a_level_without_entries_warns(node):
+    node.start()
+    node.settle("pidgrp", "1")
+    result = node.clinit("pidgrp", "strat")
+    assert result.returncode == 0
+    assert result.stdout == "level transition started\n"
+    assert result.stderr == "clinit: warning: group pidgrp has no entries at level strat: all of its entries stop\n"
+    node.wait_status("strat DONE\n", group="pidgrp")
+
+
+def test_api_hands_warnings_on(node):
+    import warnings
+
+    from cluster_init import ClinitWarning
+
+    node.start()
+    client = node.client()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert client.tell("pidgrp", "strat") == "level transition started"
+    assert [w.category for w in caught] == [ClinitWarning]
+    assert "no entries at level strat" in str(caught[0].message)
+    assert client.last_warnings == ("group pidgrp has no entries at level strat: all of its entries stop",)
+
+
+def test_check(node):
+    result = node.clinit("--check")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"{node.cltab}: ok, 22 entries in 7 groups\n"
+    node.write_cltab(":::term_dealy:5\n" + open(node.cltab).read() + "g:t:1:sometimes:true\ng:u:1:wait\n")
+    result = node.clinit("--check", "-v")
+    assert result.returncode == 6
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith(":33: unknown mode 'sometimes' (known: wait, once, respawn, test, off)")
+    assert lines[1].endswith(":34: expected group:tag:levels:mode:command, found 4 field(s)")
+
+
+def test_unknown_setting_is_a_warning_with_the_closest_name(node):
+    node.write_cltab(":::term_dealy:5\n" + open(node.cltab).read())
+    quiet = node.clinit("--check")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    loud = node.clinit("--check", "-v")
+    assert loud.stderr == f"clinit: warning: {node.cltab}:1: unknown setting 'term_dealy' ignored (did you mean term_delay?)\n"
+    node.start()
+    assert "cltab:1: unknown setting 'term_dealy' ignored (did you mean term_delay?)" in node.log_text()
+    assert node.clinit("scramjet", "1").stderr == ""
+    assert "did you mean term_delay" in node.clinit("-v", "scramjet", "1").stderr
+
+
+def test_check_refuses_a_fifo_without_blocking(node, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = node.clinit("--check", "-c", str(fifo), timeout=10)
+    assert result.returncode == 6
+    assert result.stderr == f"{fifo}: not a regular file\n"

@@ -53,7 +53,7 @@ def test_setting_defaults():
 def test_numeric_settings():
     table = cltab.parse(":::term_delay:0.5\n:::respawn_limit:3\n")
     assert table.setting("term_delay") == 0.5 and table.setting("respawn_limit") == 3
-    assert problems(":::term_delay:soon\n") == [(1, "setting term_delay wants a number, not 'soon'")]
+    assert problems(":::term_delay:soon\n") == [(1, "setting term_delay wants a number of seconds, not 'soon'")]
     assert problems(":::kill_delay:-1\n") == [(1, "setting kill_delay must not be negative")]
 
 
@@ -100,8 +100,10 @@ def test_too_few_fields():
         ("g:t::wait:true", "empty levels"),
         ("g:t:1:wait:", "empty command"),
         ("g:t:1:wait:   ", "empty command"),
-        ("my group:t:1:wait:true", "group 'my group' contains whitespace"),
-        ("g:t:1 2:wait:true", "levels '1 2' contain whitespace"),
+        ("my group:t:1:wait:true", "group 'my group' contains whitespace or a control character"),
+        ("g:t:1 2:wait:true", "levels '1 2' contains whitespace or a control character"),
+        ("g:my tag:1:wait:true", "tag 'my tag' contains whitespace or a control character"),
+        ("g:t\x01:1:wait:true", "tag 't\\x01' contains whitespace or a control character"),
     ],
 )
 def test_field_errors(line, message):

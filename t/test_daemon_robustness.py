@@ -116,7 +116,7 @@ def test_live_socket_refuses_a_second_daemon(node):
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
     )
     assert second.returncode == 1
-    assert f"another clinit daemon is already listening on {node.socket}" in second.stderr
+    assert f"another clinit daemon (pid {node.daemon.pid}) is already running on {node.socket}" in second.stderr
     assert node.client().alive(), "the first one is untouched"
 
 
@@ -144,18 +144,28 @@ def test_socket_directory_is_created(node):
     assert stat.S_IMODE(os.stat(deep).st_mode) == 0o755
 
 
+def children(pid):
+    """The pids whose parent is ``pid``."""
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as stream:
+        return [int(word) for word in stream.read().split()]
+
+
 def test_children_inherit_no_daemon_descriptor(node):
-    node.write_cltab(open(node.cltab).read() + f"fdgrp:fd1:1:once:echo $$ > {node.out}; exec sleep 30\n")
+    """Looked at in the shell while it waits for its own child: nothing else opens files then."""
+    node.write_cltab(open(node.cltab).read() + f"fdgrp:fd1:1:once:echo $$ > {node.out}; sleep 30\n")
     node.start()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as watcher:
         watcher.connect(node.socket)  # the daemon holds a client socket open meanwhile
         node.tell("fdgrp", "1")
         pid = wait_for(lambda: node.out_lines() and int(node.out_lines()[-1]), what="fd1's pid")
-        wait_for(lambda: os.readlink(f"/proc/{pid}/exe").endswith("/sleep"), what="sh to exec sleep")
+        (sleeper,) = wait_for(lambda: children(pid), what="the shell to start sleep and wait for it")
         assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
     assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
     assert os.getpgid(pid) == pid, "own process group"
-    assert int(status_field(pid, "SigBlk"), 16) == 0 and int(status_field(pid, "SigIgn"), 16) == 0
+    assert int(status_field(pid, "SigIgn"), 16) == 0, "no signal the daemon ignores stays ignored"
+    # the shell blocks signals while it waits; the mask it inherited is what its child got
+    wait_for(lambda: os.readlink(f"/proc/{sleeper}/exe").endswith("/sleep"), what="sleep's exec")
+    assert int(status_field(sleeper, "SigBlk"), 16) == 0 and int(status_field(sleeper, "SigIgn"), 16) == 0
     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     assert {b"CLINIT_GROUP=fdgrp", b"CLINIT_TAG=fd1", b"CLINIT_LEVEL=1"} <= set(environ)
     assert node.mark.encode() in environ, "the daemon's environment is passed on"

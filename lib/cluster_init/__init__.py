@@ -14,16 +14,34 @@ The API mirrors the Perl module::
 
     client = ClusterInit(cltab="/etc/cltab")    # starts a detached daemon if none answers
 
-An error answer from the daemon raises DaemonError; no daemon on the
-socket raises NotRunning; both are cluster_init.Error.
+An error answer from the daemon raises DaemonError (CltabRefused when
+it refused its cltab, Busy when it has too many clients); no daemon on
+the socket raises NotRunning; a socket this user may not use raises
+PermissionDenied; a cltab that cannot be read raises CltabError.  All
+are cluster_init.Error.  Warnings the daemon gives with an answer (a
+level at which the group has no entries) are issued as ClinitWarning
+through the warnings module, and kept in ``client.last_warnings``.
+As in the Perl module, ``tell(GROUP, ":::REREAD:::")`` rereads the
+cltab and ``tell(GROUP, ":::SHUTDOWN:::")`` shuts the daemon down.
 """
 
-import subprocess
 import sys
 
 from . import client as _client
-from .client import Client
-from .errors import CltabError, DaemonError, DaemonStartError, Error, NotRunning, SpawnError, Timeout
+from .client import ClinitWarning, Client
+from .errors import (
+    Busy,
+    CltabError,
+    CltabRefused,
+    DaemonError,
+    DaemonStartError,
+    Error,
+    MissingDependency,
+    NotRunning,
+    PermissionDenied,
+    SpawnError,
+    Timeout,
+)
 from .version import VERSION
 
 __version__ = VERSION
@@ -39,10 +57,18 @@ class ClusterInit:
     def __new__(cls, cltab=_client.DEFAULT_CLTAB, socket=None, clstat=None):
         client = Client(cltab=cltab, socket=socket, clstat=clstat)
         if not client.alive():
-            command = [sys.executable, "-m", "cluster_init", "-d", "-b", "-c", cltab]
+            import os
+            import subprocess
+
+            command = [sys.executable, "-m", "cluster_init", "-d", "-b", "-c", os.fspath(cltab)]
             if socket is not None:
-                command += ["-s", socket]
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+                command += ["-s", os.fspath(socket)]
+            env = dict(os.environ)  # this very package, also when it runs from a checkout
+            here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+            done = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
+            )
             if done.returncode != 0:
                 raise DaemonStartError(done.stderr.strip() or f"clinit -d -b exited {done.returncode}")
         return client
@@ -67,13 +93,18 @@ class ClusterInit:
 
 
 __all__ = [
+    "Busy",
+    "ClinitWarning",
     "ClusterInit",
     "Client",
     "CltabError",
+    "CltabRefused",
     "DaemonError",
     "DaemonStartError",
     "Error",
+    "MissingDependency",
     "NotRunning",
+    "PermissionDenied",
     "SpawnError",
     "Timeout",
     "__version__",

@@ -5,38 +5,61 @@ python-daemon's DaemonContext (umask, working directory /, descriptors
 closed but the ones listed, double fork and setsid, pidfile held with
 lockfile), then waits on a pipe until the daemon says it accepts
 requests, or why it could not start.  So the command returns only once
-the socket answers, and fails loudly otherwise.
+the socket answers, and fails loudly otherwise.  The daemon itself sits
+in /; its entries run in the directory ``clinit -d -b`` was started from
+(see Daemon), with their stdout and stderr on the log or the
+``:::output:`` file, never closed.
 """
 
 import os
 
-from .errors import DaemonStartError
+from .errors import DaemonStartError, MissingDependency
 from .sysapi import read_to_eof
 
 READY_TIMEOUT = 30.0
+DEPENDENCIES = (("daemon", "python-daemon"), ("lockfile", "lockfile"))
 
 
-def _process_alive(pid):
+def check_dependencies():
+    """MissingDependency naming the first package -b needs that cannot be imported."""
+    import importlib
+
+    for module, package in DEPENDENCIES:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise MissingDependency(
+                f"-b needs the Python package {package}, which is not installed ({error});"
+                f" install it with: pip install {package}"
+            ) from None
+
+
+def is_clinit(pid):
+    """True when ``pid`` lives and its command line is clinit's (or cluster_init's)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/cmdline", "rb") as stream:
+            words = stream.read().split(b"\0")
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return any(os.path.basename(word) == b"clinit" or word.startswith(b"cluster_init") for word in words)
 
 
 def _pidlock(path):
-    """The daemon's PIDLockFile; a stale one (its process is gone) is broken."""
+    """The daemon's PIDLockFile.
+
+    A stale one is broken: its pid is gone, or is some other program's
+    (after a reboot the old pid is often taken).  One naming a live
+    clinit refuses the start.
+    """
     from lockfile.pidlockfile import PIDLockFile
 
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     lock = PIDLockFile(path, timeout=0)
     pid = lock.read_pid()
-    if pid is not None and not _process_alive(pid):
-        lock.break_lock()
-    elif pid is not None:
+    if pid is not None and pid != os.getpid() and is_clinit(pid):
         raise DaemonStartError(f"{path} says clinit already runs as pid {pid}")
+    if pid is not None or os.path.lexists(path):
+        lock.break_lock()
     return lock
 
 
@@ -52,6 +75,7 @@ def _become_daemon(daemon, pidlock, report):
         detach_process=True,
         files_preserve=[report],
     )
+    daemon.keep_lock = True  # until this process exits, after the pidfile is gone
     try:
         context.open()
 

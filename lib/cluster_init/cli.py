@@ -1,166 +1,313 @@
-"""The clinit command line: the Perl clinit's flags, plus -b, -p, -w and -t.
+"""The clinit command line: the Perl clinit's flags, and ours.
 
-    clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]   run the daemon
-    clinit [-v] [-w [-t SECONDS]] [GROUP] LEVEL           tell a group a level
-    clinit [-v]                                           reread the cltab
-    clinit -k [-w [-t SECONDS]] [-v]                      shut the daemon down
-
-Exit status: 0 success, 1 the daemon answered with an error (or the
-group settled FAILED, with -w), 2 usage error, 3 no daemon answers on
-the socket, 124 the -w wait timed out.
+The common forms (``GROUP LEVEL``, ``-k``, ``-v``, ``-w``, with ``-c``,
+``-s``, ``-t``) are parsed by hand, so that a tell costs little more
+than the interpreter's start-up; anything else (``-h``, ``-d``, the
+rarer flags, a usage error) goes through argparse.  The client path
+imports no argparse, subprocess, logging, dataclasses, python-daemon
+or lockfile (a test checks it).
 """
 
-import argparse
-import socket as _socket
+import os
 import sys
 import time
 
 from .client import Client
-from .cltab import DEFAULT_CLTAB, DEFAULT_SETTINGS
-from .errors import CltabError, DaemonError, DaemonStartError, Error, NotRunning, Timeout
+from .errors import (
+    Busy,
+    CltabError,
+    CltabRefused,
+    DaemonError,
+    DaemonStartError,
+    Error,
+    MissingDependency,
+    NotRunning,
+    PermissionDenied,
+    Timeout,
+)
+from .settings import DEFAULT_CLTAB, DEFAULT_SETTINGS
 from .version import VERSION
 
+# the command's exit statuses (clinit(8), EXIT STATUS)
 EXIT_OK = 0
-EXIT_ERROR = 1
+EXIT_ERROR = 1  # an error answer, a group settled FAILED (-w), a busy daemon; -d: cannot start
 EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
-EXIT_TIMEOUT = 124
+EXIT_NOT_RUNNING = 3  # no daemon answers on the socket
+EXIT_DENIED = 4  # the socket cannot be reached, or the daemon refuses this user
+EXIT_NOT_INSTALLED = 5  # -d -b: python-daemon or lockfile is missing
+EXIT_CLTAB = 6  # the cltab was refused: unreadable, not a regular file, errors, untrusted
+EXIT_TIMEOUT = 124  # a -w wait timed out
 
 DEFAULT_SOCKET = DEFAULT_SETTINGS["socket"]
 DEFAULT_PIDFILE = DEFAULT_SETTINGS["pidfile"]
+
+USAGE = """\
+clinit [-v] [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET] [GROUP] LEVEL
+       clinit [-v] [-c CLTAB] [-s SOCKET]
+       clinit -k [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET]
+       clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]
+       clinit --check [-v] [-c CLTAB]
+       clinit -h | --version"""
 
 DESCRIPTION = """\
 Tell the clinit daemon to move resource group GROUP to runlevel LEVEL:
 the level's cltab entries start, the group's others stop, no other group
 is touched.  GROUP defaults to the host name.  Without GROUP and LEVEL,
-the daemon rereads the cltab."""
+the daemon rereads the cltab.  -d runs the daemon; --check checks a
+cltab as the daemon would."""
 
 EPILOG = """\
-exit status: 0 success, 1 the daemon answered with an error (or the group
-settled FAILED, with -w), 2 usage error, 3 no daemon answers on the socket,
-124 a -w wait timed out.  See clinit(8) and cltab(5)."""
+exit status of the command: 0 success; 1 an error answer, a group that
+settled FAILED (-w) or a busy daemon; 2 usage error; 3 no daemon answers;
+4 permission denied; 6 the cltab was refused; 124 a -w wait timed out.
+exit status of the daemon (-d): 0 clean shutdown; 1 it cannot start;
+5 python-daemon or lockfile is missing (-b); 6 the cltab was refused.
+See clinit(8) and cltab(5)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        print(f"clinit: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+class Options:
+    """What the command line asked for (the same attributes argparse gives)."""
+
+    def __init__(self):
+        self.daemon = self.background = self.kill = self.verbose = self.wait = self.check = False
+        self.pidfile = self.timeout = self.socket = None
+        self.cltab = DEFAULT_CLTAB
+        self.words = []
+
+
+_QUICK_FLAGS = {"-v": "verbose", "--verbose": "verbose", "-w": "wait", "--wait": "wait", "-k": "kill", "--kill": "kill"}
+_QUICK_VALUES = {"-c": "cltab", "--cltab": "cltab", "-s": "socket", "--socket": "socket", "-t": "timeout", "--timeout": "timeout"}
+
+
+def quick_parse(argv):
+    """Options for the common forms, or None: then argparse must decide."""
+    options = Options()
+    arguments = iter(argv)
+    for word in arguments:
+        if word in _QUICK_FLAGS:
+            setattr(options, _QUICK_FLAGS[word], True)
+        elif word in _QUICK_VALUES:
+            value = next(arguments, None)
+            if value is None or value.startswith("-"):
+                return None
+            if word in ("-t", "--timeout"):
+                try:
+                    value = float(value)
+                except ValueError:
+                    return None
+            setattr(options, _QUICK_VALUES[word], value)
+        elif word.startswith("-"):
+            return None
+        else:
+            options.words.append(word)
+    return options
 
 
 def build_parser():
-    parser = _Parser(
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            self.print_usage(sys.stderr)
+            print(f"clinit: {message}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+
+    parser = Parser(
         prog="clinit",
+        usage=USAGE,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-d", "--daemon", action="store_true", help="run the daemon (in the foreground)")
-    parser.add_argument("-b", "--background", action="store_true", help="with -d: detach; return once the daemon accepts requests")
-    parser.add_argument("-p", "--pidfile", metavar="PIDFILE", help=f"with -d -b: pid file (default {DEFAULT_PIDFILE})")
-    parser.add_argument("-k", "--kill", action="store_true", help="shut down the daemon and all its children")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print the status after doing whatever else was asked")
-    parser.add_argument("-w", "--wait", action="store_true", help="wait until the group settles at LEVEL (exit 1 if FAILED); with -k, until the daemon has exited")
-    parser.add_argument("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
-    parser.add_argument("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
-    parser.add_argument("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
-    parser.add_argument("--version", action="version", version=f"clinit {VERSION}")
-    parser.add_argument("words", nargs="*", metavar="[GROUP] LEVEL", help=argparse.SUPPRESS)
+    add = parser.add_argument
+    add("-d", "--daemon", action="store_true", help="run the daemon (in the foreground)")
+    add("-b", "--background", action="store_true", help="with -d: detach; return once the daemon accepts requests")
+    add("-p", "--pidfile", metavar="PIDFILE", help=f"with -d -b: pid file (default {DEFAULT_PIDFILE})")
+    add("-k", "--kill", action="store_true", help="shut down the daemon and all its children")
+    add("-v", "--verbose", action="store_true", help="print the status after doing whatever else was asked")
+    add("-w", "--wait", action="store_true", help="wait until the group settles at LEVEL and print its state (exit 1 if FAILED); with -k, until the daemon has exited")
+    add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
+    add("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
+    add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
+    add("--check", action="store_true", help="check the cltab as the daemon would; exit 0, or 6 if it would be refused")
+    add("--version", action="version", version=f"clinit {VERSION}")
+    add("words", nargs="*", metavar="[GROUP] LEVEL", help="the group (default: the host name) and the level to move it to")
     return parser
 
 
-def _check_usage(parser, args):
+def usage_problem(args):
+    """What is wrong with the combination of options, or None."""
+    modes = [flag for flag, on in (("-d", args.daemon), ("-k", args.kill), ("--check", args.check)) if on]
+    if len(modes) > 1:
+        return f"{' and '.join(modes)} do not go together"
     if len(args.words) > 2:
-        parser.error("too many arguments: expected [GROUP] LEVEL")
-    if args.daemon and (args.kill or args.words or args.wait):
-        parser.error("-d runs the daemon; it takes no GROUP, LEVEL, -k or -w")
+        return "too many arguments: expected [GROUP] LEVEL"
+    if (args.daemon or args.check) and (args.words or args.wait):
+        return f"{modes[0]} takes no GROUP, LEVEL or -w"
     if (args.background or args.pidfile) and not args.daemon:
-        parser.error("-b and -p go with -d")
+        return "-b and -p go with -d"
     if args.wait and not (args.kill or args.words):
-        parser.error("-w goes with a GROUP LEVEL or with -k")
+        return "-w goes with a GROUP LEVEL or with -k"
     if args.timeout is not None and not args.wait:
-        parser.error("-t goes with -w")
-    if args.timeout is not None and args.timeout < 0:
-        parser.error("-t wants a number of seconds, not less than 0")
+        return "-t goes with -w"
+    if args.timeout is not None and not 0 <= args.timeout < float("inf"):
+        return "-t wants a number of seconds, not less than 0"
     if args.kill and args.words:
-        parser.error("-k takes no GROUP or LEVEL")
+        return "-k takes no GROUP or LEVEL"
+    return None
+
+
+def parse(argv):
+    """The Options of a command line; exits 2 with the usage on a usage error."""
+    args = quick_parse(argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
+    problem = usage_problem(args)
+    if problem is not None:
+        build_parser().error(problem)
+    return args
+
+
+def say(message):
+    print(f"clinit: {message}", file=sys.stderr)
 
 
 def _run_daemon(args):
-    from . import background
-    from .daemon import Daemon
-
     try:
+        from .daemon import Daemon
+
+        if args.background:
+            from . import background
+
+            background.check_dependencies()
         daemon = Daemon(
             cltab=args.cltab,
             socket=args.socket,
             pidfile=args.pidfile,
             log_to_stderr=not args.background,
+            background=args.background,
         )
         if args.background:
             background.start(daemon)
         else:
             daemon.run()
-    except (CltabError, DaemonStartError) as error:
-        print(f"clinit: {error}", file=sys.stderr)
+    except MissingDependency as error:
+        say(error)
+        return EXIT_NOT_INSTALLED
+    except CltabError as error:
+        say(error)
+        return EXIT_CLTAB
+    except DaemonStartError as error:
+        say(error)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR
     return EXIT_OK
 
 
+def _check(args):
+    from .cltab import load_trusted
+
+    try:
+        table, _signature = load_trusted(args.cltab)
+    except CltabError as error:
+        print(error, file=sys.stderr)
+        return EXIT_CLTAB
+    if args.verbose:
+        for line, message in table.warnings:
+            say(f"warning: {args.cltab}:{line}: {message}")
+    print(f"{args.cltab}: ok, {len(table.entries)} entries in {len(table.groups())} groups")
+    return EXIT_OK
+
+
 def _wait_for_exit(client, timeout):
-    """Until no daemon answers on the socket; False on timeout."""
+    """Until the daemon has exited (its socket lock is free); False on timeout."""
+    from . import socketlock
+
     deadline = None if timeout is None else time.monotonic() + timeout
-    while client.alive():
+    path = client.socket_path
+    while True:
+        held = socketlock.held(path)
+        if held is None:  # the lock cannot be looked at: go by the socket
+            held = client.alive()
+        if not held:
+            return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
-        time.sleep(0.05)
-    return True
+        time.sleep(0.02)
+
+
+def _print_warnings(answer_warnings):
+    for text in answer_warnings:
+        say(f"warning: {text}")
 
 
 def _tell(client, args):
     level = args.words[-1]
-    group = args.words[0] if len(args.words) == 2 else _socket.gethostname()
-    print(client.tell(group, level))
+    group = args.words[0] if len(args.words) == 2 else os.uname().nodename
+    answer = client.request("tell", group, level)
+    _print_warnings(answer.warnings)
     if not args.wait:
+        print(answer.message)
         return EXIT_OK
     try:
         state = client.wait(group, level, timeout=args.timeout)
     except Timeout:
-        print(f"clinit: {group} did not settle at level {level} within {args.timeout:g} s", file=sys.stderr)
+        say(f"{group} did not settle at level {level} within {args.timeout:g} s")
         return EXIT_TIMEOUT
     print(f"{group} {level} {state}")
     return EXIT_ERROR if state == "FAILED" else EXIT_OK
 
 
+def _client_command(client, args):
+    if args.kill:
+        client.shutdown()
+        if args.wait and not _wait_for_exit(client, args.timeout):
+            say(f"the daemon did not exit within {args.timeout:g} s")
+            return EXIT_TIMEOUT
+        return EXIT_OK
+    if args.words:
+        return _tell(client, args)
+    _print_warnings(client.request("reread").warnings)
+    return EXIT_OK
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _check_usage(parser, args)
+    args = parse(sys.argv[1:] if argv is None else argv)
     if args.daemon:
         return _run_daemon(args)
+    if args.check:
+        return _check(args)
     client = Client(cltab=args.cltab, socket=args.socket)
     try:
-        if args.kill:
-            client.shutdown()
-            if args.wait and not _wait_for_exit(client, args.timeout):
-                print(f"clinit: the daemon did not exit within {args.timeout:g} s", file=sys.stderr)
-                return EXIT_TIMEOUT
-            code = EXIT_OK
-        elif args.words:
-            code = _tell(client, args)
-        else:
-            client.reread()
-            code = EXIT_OK
+        client.conf("socket")
+    except CltabError as error:
+        say(error)
+        return EXIT_CLTAB
+    if client.cltab_problem is not None:
+        say(f"warning: {client.cltab_problem}; using the socket {args.socket}")
+    if args.verbose:
+        for text in client.warnings:
+            say(f"warning: {text}")
+    try:
+        code = _client_command(client, args)
+    except CltabRefused as error:
+        say(error)
+        code = EXIT_CLTAB
+    except PermissionDenied as error:
+        say(error)
+        return EXIT_DENIED
     except NotRunning as error:
-        print(f"clinit: {error}", file=sys.stderr)
+        say(error)
         return EXIT_NOT_RUNNING
-    except DaemonError as error:
-        print(f"clinit: {error}", file=sys.stderr)
+    except Timeout as error:
+        say(error)
+        return EXIT_TIMEOUT
+    except (Busy, DaemonError) as error:
+        say(error)
         code = EXIT_ERROR
     except Error as error:
-        print(f"clinit: {error}", file=sys.stderr)
+        say(error)
         return EXIT_ERROR
     if args.verbose:
         sys.stdout.write(client.status())

@@ -1,54 +1,102 @@
-"""The client side: find the daemon's socket, send one request, read the answer."""
+"""The client side: find the daemon's socket, send one request, read the answer.
+
+Imports only what the clinit command needs to answer at interpreter
+start-up speed: ``_socket`` (not ``socket``, which pulls in enum and
+selectors), and the light settings, protocol and status modules.
+"""
 
 import os
-import socket as _socket
+import _socket
 
-from . import cltab as _cltab
+from . import settings as _settings
 from . import status as _status
-from .errors import CltabError, DaemonError, NotRunning, Timeout
-from .protocol import Request, parse_answer
+from .errors import (
+    Busy,
+    CltabError,
+    CltabRefused,
+    DaemonError,
+    Error,
+    NotRunning,
+    PermissionDenied,
+    Timeout,
+)
+from .protocol import BUSY, CLTAB_REFUSED, PERMISSION_DENIED, TIMEOUT, WAIT_DEFAULT, Request, parse_answer
 
-DEFAULT_CLTAB = _cltab.DEFAULT_CLTAB
+DEFAULT_CLTAB = _settings.DEFAULT_CLTAB
 ANSWER_TIMEOUT = 30.0  # seconds to wait for any answer but a wait request's
+WAIT_SLACK = 10.0  # how much longer than its own deadline we give a wait answer
+
+# the Perl Cluster::Init's tell() conventions: tell(":::ALL:::", ":::REREAD:::")
+PERL_REREAD = (":::REREAD:::", "::REREAD::")
+PERL_SHUTDOWN = (":::SHUTDOWN:::", "::SHUTDOWN::")
+
+_ERRORS = {CLTAB_REFUSED: CltabRefused, PERMISSION_DENIED: PermissionDenied, BUSY: Busy, TIMEOUT: Timeout}
+
+
+class ClinitWarning(UserWarning):
+    """A warning the daemon gave with an answer (the request was done)."""
 
 
 class Client:
     """Talks to the daemon named by a cltab (or by explicit paths).
 
     Settings in the cltab win over the arguments, as in the Perl
-    module; a cltab that does not exist or cannot be read leaves the
-    arguments and the defaults.
+    module.  A cltab that cannot be read, or whose settings are bad,
+    raises CltabError, unless ``socket`` was given: then it is only a
+    warning (in ``warnings``) and the arguments and defaults are used.
+    Warnings that came with the last answer are in ``last_warnings``.
     """
 
     def __init__(self, cltab=DEFAULT_CLTAB, socket=None, clstat=None, log=None, pidfile=None):
-        self.cltab = cltab
+        self.cltab = os.fspath(cltab)
         self._given = {"socket": socket, "clstat": clstat, "log": log, "pidfile": pidfile}
-        self._read = (None, None)  # (file signature, settings-only Cltab)
+        self._read = (None, None)  # (file signature, settings)
+        self.warnings = []  # unknown setting names in the cltab, as "FILE:LINE: message"
+        self.cltab_problem = None  # why the cltab could not be used (only with socket=)
+        self.last_warnings = ()
 
     def _settings(self):
         """The cltab's settings, read again only when the file changed."""
-        signature = _cltab.file_signature(self.cltab)
-        if self._read[1] is None or signature != self._read[0]:
+        signature = _settings.file_signature(self.cltab)
+        if self._read[1] is None or signature is None or signature != self._read[0]:
             try:
-                table = _cltab.load(self.cltab, entries=False)
-            except CltabError:
-                table = _cltab.parse("", self.cltab)
-            self._read = (signature, table)
+                text, info = _settings.read_text(self.cltab)
+                found, unknown = _settings.scan(text, self.cltab)
+                signature = _settings.signature(info)
+            except CltabError as error:
+                if self._given["socket"] is None:
+                    raise
+                self.cltab_problem = str(error)
+                self.warnings = []
+                found = {}
+            else:
+                self.cltab_problem = None
+                self.warnings = [f"{self.cltab}:{line}: {message}" for line, message in unknown]
+            self._read = (signature, found)
         return self._read[1]
 
     def conf(self, name):
         """The effective value of a setting (``cltab``, ``socket``, ``clstat``, ...)."""
         if name == "cltab":
             return self.cltab
-        return self._settings().setting(name, self._given.get(name))
+        found = self._settings()
+        if name in found:
+            return found[name]
+        given = self._given.get(name)
+        return given if given is not None else _settings.DEFAULT_SETTINGS.get(name)
 
     @property
     def socket_path(self):
         return self.conf("socket")
 
     def request(self, verb, *args, timeout=ANSWER_TIMEOUT):
-        """Send one request; the Answer.  NotRunning if no daemon answers,
-        DaemonError (with the daemon's text) on an error answer."""
+        """Send one request; the Answer.
+
+        NotRunning if no daemon answers, PermissionDenied if this user may
+        not reach it, DaemonError (or the subclass its kind names:
+        CltabRefused, Busy) on an error answer, Timeout when no answer
+        comes within ``timeout`` seconds.
+        """
         path = self.socket_path
         connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
@@ -58,41 +106,82 @@ class Client:
             except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as error:
                 raise NotRunning(f"no clinit daemon answers on {path}: {error.strerror}") from None
             except PermissionError as error:
-                raise NotRunning(f"cannot connect to {path}: {error.strerror}") from None
-            connection.sendall(Request(verb, args).line().encode("utf-8"))
+                raise PermissionDenied(f"cannot connect to {path}: {error.strerror}") from None
+            except BlockingIOError:
+                raise Busy(f"busy: the daemon on {path} has too many connections waiting") from None
+            except TimeoutError:
+                raise Busy(f"busy: the daemon on {path} did not accept within {timeout:g} s") from None
+            except OSError as error:
+                raise Error(f"cannot connect to {path}: {error.strerror or error}") from None
+            line = Request(verb, (str(arg) for arg in args)).line().encode("utf-8")
             chunks = []
-            while True:
-                try:
+            try:
+                connection.sendall(line)
+                while True:
                     chunk = connection.recv(65536)
-                except _socket.timeout:
-                    raise Timeout(f"no answer from the daemon on {path} within {timeout:g} s") from None
-                except ConnectionResetError:
-                    chunk = b""
-                if not chunk:
-                    break
-                chunks.append(chunk)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            except TimeoutError:
+                raise Timeout(f"no answer from the daemon on {path} within {timeout:g} s") from None
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # an answer may have come before the reset
         finally:
             connection.close()
         data = b"".join(chunks)
         if not data:
-            raise NotRunning(f"the daemon on {path} closed the connection without answering")
+            raise DaemonError(f"the daemon on {path} closed the connection without answering")
         answer = parse_answer(data)
+        self.last_warnings = answer.warnings
         if not answer.ok:
-            raise DaemonError("\n".join((answer.message,) + answer.lines))
+            error = _ERRORS.get(answer.kind, DaemonError)
+            raise error("\n".join((answer.message,) + answer.lines))
         return answer
 
+    def _warn(self):
+        if self.last_warnings:
+            import warnings
+
+            for text in self.last_warnings:
+                warnings.warn(text, ClinitWarning, stacklevel=3)
+
     def tell(self, group, level):
-        """Tell ``group`` to move to ``level``; the daemon's message."""
-        return self.request("tell", str(group), str(level)).message
+        """Tell ``group`` to move to ``level``; the daemon's message.
+
+        As in the Perl module, a level of ``:::REREAD:::`` (or
+        ``::REREAD::``) rereads the cltab and ``:::SHUTDOWN:::`` (or
+        ``::SHUTDOWN::``) shuts the daemon down, whatever the group.
+        Warnings the daemon gave are issued as ClinitWarning.
+        """
+        level = str(level)
+        if level in PERL_REREAD:
+            return self.reread()
+        if level in PERL_SHUTDOWN:
+            return self.shutdown()
+        message = self.request("tell", str(group), level).message
+        self._warn()
+        return message
 
     def wait(self, group, level, timeout=None):
         """Block until ``group`` settles at ``level``; its state word.
 
         DaemonError if it settles at another level (told another level
-        meanwhile) or is halted; Timeout after ``timeout`` seconds.
+        meanwhile) or is halted; Timeout after ``timeout`` seconds (None:
+        wait as long as it takes, asking again whenever the daemon's own
+        limit for one wait runs out).
         """
-        answer = self.request("wait", str(group), str(level), timeout=timeout)
-        return answer.message.rsplit(" ", 1)[-1]
+        while True:
+            if timeout is None:
+                args, seconds = (), WAIT_DEFAULT
+            else:
+                args, seconds = (f"{timeout:g}",), timeout
+            try:
+                answer = self.request("wait", str(group), str(level), *args, timeout=seconds + WAIT_SLACK)
+            except Timeout:
+                if timeout is None:
+                    continue
+                raise
+            return answer.message.rsplit(" ", 1)[-1]
 
     def reread(self):
         return self.request("reread").message
@@ -107,7 +196,7 @@ class Client:
         """True when a daemon answers on the socket."""
         try:
             self.ping()
-        except (NotRunning, OSError):
+        except (NotRunning, DaemonError, PermissionDenied, OSError):
             return False
         return True
 

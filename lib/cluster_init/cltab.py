@@ -12,34 +12,22 @@ bad line, so that one mistake does not hide the next.
 """
 
 import dataclasses
-import os
 
 from .errors import CltabError
+from .trust import cltab_problems
+from .settings import (  # noqa: F401 - DEFAULT_SETTINGS and friends are part of this module's face
+    DEFAULT_CLTAB,
+    DEFAULT_SETTINGS,
+    PATH_SETTINGS,
+    check_value,
+    file_signature,
+    parse_setting,
+    read_text,
+    signature,
+    unknown_name_message,
+)
 
 MODES = ("wait", "once", "respawn", "test", "off")
-DEFAULT_CLTAB = "/etc/cltab"
-
-# Settings a cltab may hold, with their defaults; the numbers are seconds
-# or counts.  The Perl clinit knew socket, clstat and log.
-DEFAULT_SETTINGS = {
-    "socket": "/var/run/clinit/clinit.s",
-    "clstat": "/var/run/clinit/clstat",
-    "log": "/var/run/clinit/log",
-    "pidfile": "/var/run/clinit/clinit.pid",
-    "term_delay": 5.0,  # SIGINT ... SIGTERM
-    "kill_delay": 10.0,  # SIGTERM ... SIGKILL
-    "respawn_limit": 5,  # rapid restarts allowed before holding back
-    "respawn_window": 1.0,  # a restart this soon after the last one is rapid
-    "respawn_hold": 60.0,  # how long a too rapid entry is held back
-}
-PATH_SETTINGS = ("socket", "clstat", "log", "pidfile")
-_NUMBER_SETTINGS = {
-    "term_delay": float,
-    "kill_delay": float,
-    "respawn_limit": int,
-    "respawn_window": float,
-    "respawn_hold": float,
-}
 
 
 def split_levels(field):
@@ -80,6 +68,7 @@ class Cltab:
     path: str
     entries: tuple = ()
     settings: dict = dataclasses.field(default_factory=dict)
+    warnings: tuple = ()  # (line, message) of lines that were ignored
 
     def groups(self):
         """The group names, in order of first appearance."""
@@ -102,28 +91,8 @@ def _has_space(text):
     return any(char.isspace() for char in text)
 
 
-def _parse_setting(line):
-    """``(name, value)`` for a setting line, or None for any other line."""
-    for prefix in (":::", "::override:"):
-        if line.startswith(prefix):
-            name, sep, value = line[len(prefix):].partition(":")
-            if sep and name and value:
-                return name, value
-    return None
-
-
-def _check_setting(name, value):
-    """The setting's value converted, or raise ValueError saying why not."""
-    convert = _NUMBER_SETTINGS.get(name)
-    if convert is None:
-        return value
-    try:
-        number = convert(value)
-    except ValueError:
-        raise ValueError(f"setting {name} wants a number, not {value!r}") from None
-    if number < 0:
-        raise ValueError(f"setting {name} must not be negative")
-    return number
+def _has_control(text):
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
 
 def _check_entry(fields):
@@ -133,12 +102,10 @@ def _check_entry(fields):
     for what, value in (("group", group), ("tag", tag), ("levels", levels)):
         if not value:
             problems.append(f"empty {what}")
+        elif _has_space(value) or _has_control(value):
+            problems.append(f"{what} {value!r} contains whitespace or a control character")
     if not command.strip():
         problems.append("empty command")
-    if _has_space(group):
-        problems.append(f"group {group!r} contains whitespace")
-    if _has_space(levels):
-        problems.append(f"levels {levels!r} contain whitespace")
     if mode not in MODES:
         problems.append(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     return problems
@@ -154,6 +121,7 @@ def parse(text, path="<cltab>", entries=True):
     found = []
     settings = {}
     problems = []
+    warnings = []
     first_line_of_tag = {}
     # only "\n" ends a line: str.splitlines would also split on characters
     # such as \x1e or \u2028 that a command may legitimately contain
@@ -162,11 +130,14 @@ def parse(text, path="<cltab>", entries=True):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        setting = _parse_setting(line)
+        setting = parse_setting(line)
         if setting is not None:
             name, value = setting
+            if name not in DEFAULT_SETTINGS:
+                warnings.append((number, unknown_name_message(name)))
+                continue
             try:
-                settings[name] = _check_setting(name, value)
+                settings[name] = check_value(name, value)
             except ValueError as error:
                 problems.append((number, str(error)))
             continue
@@ -189,23 +160,24 @@ def parse(text, path="<cltab>", entries=True):
             found.append(Entry(*fields, line=number))
     if problems:
         raise CltabError(path, problems)
-    return Cltab(path=path, entries=tuple(found), settings=settings)
+    return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings))
 
 
 def load(path, entries=True):
-    """Read and parse the cltab file at ``path``; CltabError if unreadable."""
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as stream:
-            text = stream.read()
-    except OSError as error:
-        raise CltabError(path, [(0, f"cannot read: {error.strerror or error}")]) from None
+    """Read and parse the cltab file at ``path``; CltabError if it cannot be used."""
+    text, _info = read_text(path)
     return parse(text, path, entries=entries)
 
 
-def file_signature(path):
-    """What tells us a cltab changed: (mtime_ns, size, inode), or None."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
+def load_trusted(path):
+    """``(Cltab, signature)`` of the cltab at ``path``, as the daemon uses it.
+
+    CltabError if it cannot be read, is not a regular file, is too
+    large, has errors, or (for a daemon running as root) is not trusted:
+    the file that was opened is checked, not the path.
+    """
+    text, info = read_text(path)
+    problems = cltab_problems(path, info)
+    if problems:
+        raise CltabError(path, [(0, f"not trusted: {problem}") for problem in problems])
+    return parse(text, path), signature(info)

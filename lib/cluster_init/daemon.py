@@ -29,13 +29,16 @@ import stat
 import sys
 
 from . import cltab as _cltab
+from . import settings as _settings
+from . import socketlock
 from .errors import CltabError, DaemonStartError
 from .group import Group
+from .logfile import LogFile, QuietStreamHandler
 from .process import Context, Timing
-from .protocol import MAX_REQUEST, Answer, ProtocolError, parse_request
+from .protocol import CLTAB_REFUSED, MAX_REQUEST, TIMEOUT, WAIT_DEFAULT, Answer, ProtocolError, parse_request
 from .registry import Registry
 from .states import SETTLED_GROUP_STATES, GroupState
-from .status import StatusFile
+from .statusfile import StatusFile
 from .sysapi import RealSystem
 from .version import VERSION
 
@@ -45,24 +48,47 @@ HEARTBEAT = (30.0, 45.0)  # clstat is rewritten this often even when idle
 CLIENT_TIMEOUT = 30.0  # a client must send its request (and read the answer) this fast
 MAX_CONNECTIONS = 512
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-LOG_FORMAT = "%(asctime)s clinit[%(process)d] %(levelname)s %(message)s"
 
 
 def _on_signal(_signum, _frame):
     """Does nothing: set_wakeup_fd has already written the signal number."""
 
 
-def resolve_paths(table, given):
+def resolve_paths(table, given, base):
     """Absolute paths of socket, clstat, log and pidfile.
 
     A cltab setting wins over ``given`` (constructor arguments, command
     line flags), which wins over the defaults; relative paths are taken
-    from the current directory, as the Perl daemon did.
+    from ``base``, the directory the daemon was started from (as the
+    Perl daemon did), also after ``clinit -d -b`` has moved to /.
     """
     return {
-        name: os.path.abspath(table.setting(name, given.get(name)))
+        name: os.path.normpath(os.path.join(base, table.setting(name, given.get(name))))
         for name in _cltab.PATH_SETTINGS
     }
+
+
+def sd_notify(path, message):
+    """Send ``message`` to systemd's notification socket ``path`` (Type=notify)."""
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # an abstract socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), path)
+        except OSError as error:
+            log.warning("cannot notify systemd on %s: %s", path, error.strerror or error)
+
+
+def child_settings(table, base, paths, background):
+    """``(directory, output)`` for children: see Context."""
+    directory = table.setting("directory")
+    directory = base if directory is None else os.path.normpath(os.path.join(base, directory))
+    output = table.setting("output")
+    if output is not None:
+        output = os.path.normpath(os.path.join(base, output))
+    elif background:
+        output = paths["log"]
+    return directory, output
 
 
 class Connection:
@@ -92,17 +118,31 @@ class Daemon:
         pidfile=None,
         system=None,
         log_to_stderr=True,
+        background=False,
     ):
+        self.start_dir = os.getcwd()
+        self.background = background
         self.cltab_path = os.path.abspath(cltab)
-        self.signature = _cltab.file_signature(self.cltab_path)
-        self.table = _cltab.load(self.cltab_path)
+        self.table, self.signature = _cltab.load_trusted(self.cltab_path)
+        self.refused = None  # (signature, CltabError) of the last cltab refused
         given = {"socket": socket, "clstat": clstat, "log": log, "pidfile": pidfile}
         self.given = given
-        self.paths = resolve_paths(self.table, given)
+        self.paths = resolve_paths(self.table, given, self.start_dir)
         self.system = system or RealSystem()
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self.system.umask = umask
         self.registry = Registry()
+        directory, output = child_settings(self.table, self.start_dir, self.paths, background)
+        environ = dict(os.environ)
+        self.notify_socket = environ.pop("NOTIFY_SOCKET", None)  # for us, not for children
         self.ctx = Context(
-            self.system, self.registry, Timing.from_cltab(self.table), dict(os.environ)
+            self.system,
+            self.registry,
+            Timing.from_cltab(self.table),
+            environ,
+            directory=directory,
+            output=output,
         )
         self.groups = {}
         self.leaving = set()  # groups halting because they left the cltab
@@ -118,6 +158,9 @@ class Daemon:
         self._wakeup = None
         self._saved_signals = None
         self._log_handlers = []
+        self.logfile = None
+        self.lock_fd = None  # the flock that makes us the one daemon on our socket
+        self.keep_lock = False  # hold it until the process exits (clinit -d -b)
         self._handlers = {
             "tell": self._on_tell,
             "wait": self._on_wait,
@@ -171,8 +214,11 @@ class Daemon:
                 self.cltab_path,
                 self.paths["socket"],
             )
+            self._log_warnings(self.table)
             self.clstat.write()
             self._schedule_heartbeat()
+            if self.notify_socket:
+                sd_notify(self.notify_socket, f"READY=1\nMAINPID={os.getpid()}")
             if ready is not None:
                 ready()
             self._loop()
@@ -183,17 +229,17 @@ class Daemon:
     def _open_log(self):
         logger = logging.getLogger("cluster_init")
         logger.setLevel(logging.INFO)
+        logger.propagate = False
         path = self.paths["log"]
         try:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            handler = logging.FileHandler(path, encoding="utf-8")
+            self.logfile = LogFile(path)
         except OSError as error:
-            print(f"clinit: cannot open log {path}: {error.strerror}", file=sys.stderr)
+            print(f"clinit: cannot open log {path}: {error.strerror or error}", file=sys.stderr)
         else:
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            self._log_handlers.append(handler)
+            self._log_handlers.append(self.logfile)
         if self.log_to_stderr:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = QuietStreamHandler(sys.stderr)
             handler.setLevel(logging.WARNING)
             handler.setFormatter(logging.Formatter("clinit: %(message)s"))
             self._log_handlers.append(handler)
@@ -206,6 +252,8 @@ class Daemon:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         except OSError as error:
             raise DaemonStartError(f"cannot create {os.path.dirname(path)}: {error.strerror}")
+        if self.lock_fd is None:
+            self.lock_fd = socketlock.acquire(path)
         self.check_socket()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o077)  # only our user (and root) may connect
@@ -259,6 +307,9 @@ class Daemon:
             logger.removeHandler(handler)
             handler.close()
         self._log_handlers = []
+        if self.lock_fd is not None and not self.keep_lock:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     # ---- the loop ---------------------------------------------------------
 
@@ -311,6 +362,7 @@ class Daemon:
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     self.shutdown(f"signal {signal.Signals(signum).name}")
                 elif signum == signal.SIGHUP:
+                    self._reopen_log()
                     try:
                         self.reread()
                     except CltabError:
@@ -435,6 +487,11 @@ class Daemon:
                 continue
             if connection.outbuf:
                 self._drop(connection)  # it does not read its answer
+            elif connection.waiting is not None:
+                group, level, seconds = connection.waiting
+                self._answer(
+                    connection, Answer(False, f"{TIMEOUT}: {group} did not settle at level {level} within {seconds:g} s")
+                )
             else:
                 log.warning("client error: no request within %g s", CLIENT_TIMEOUT)
                 self._answer(connection, Answer(False, "timed out waiting for a request"))
@@ -447,20 +504,26 @@ class Daemon:
         refusal = self._reread_or_refusal()
         if refusal is not None:
             return refusal
-        if group not in self.table.groups():
+        entries = self.table.entries_of(group)
+        if not entries:
             log.warning("client error: no such group: %s", group)
             return Answer(False, f"no such group: {group}")
+        warnings = ()
+        if not any(entry.mode != "off" and entry.has_level(level) for entry in entries):
+            warnings = (f"group {group} has no entries at level {level}: all of its entries stop",)
+            log.warning("%s", warnings[0])
         log.info("telling %s level %s", group, level)
         self._group(group).tell(level)
-        return Answer(True, "level transition started")
+        return Answer(True, "level transition started", warnings=warnings)
 
-    def _on_wait(self, connection, group, level):
+    def _on_wait(self, connection, group, level, seconds=None):
         if group not in self.groups and group not in self.table.groups():
             return Answer(False, f"no such group: {group}")
         answer = self._wait_answer(group, level)
         if answer is None:
-            connection.waiting = (group, level)
-            connection.deadline = None
+            seconds = WAIT_DEFAULT if seconds is None else float(seconds)
+            connection.waiting = (group, level, seconds)
+            connection.deadline = self.system.now() + seconds
         return answer
 
     def _wait_answer(self, name, level):
@@ -527,27 +590,50 @@ class Daemon:
                 if gone:
                     answer = Answer(False, f"{group.name} left the cltab and was halted")
                 else:
-                    answer = self._wait_answer(*connection.waiting)
+                    answer = self._wait_answer(*connection.waiting[:2])
                 if answer is not None:
                     self._answer(connection, answer)
 
     def reread(self):
         """Reread the cltab if it changed; True if it did.
 
-        A cltab with errors is refused as a whole (CltabError, logged):
-        the daemon keeps running on the last good one.
+        A cltab with errors is refused as a whole (CltabError, logged
+        once): the daemon keeps running on the last good one, and does
+        not parse a refused file again until it changes.
         """
-        signature = _cltab.file_signature(self.cltab_path)
+        signature = _settings.file_signature(self.cltab_path)
         if signature is not None and signature == self.signature:
             return False
+        if self.refused is not None and self.refused[0] == signature:
+            raise self.refused[1]
         try:
-            table = _cltab.load(self.cltab_path)
+            table, signature = _cltab.load_trusted(self.cltab_path)
         except CltabError as error:
+            self.refused = (signature, error)
             log.error("cltab refused; still using the last good one:\n%s", error)
             raise
+        self.refused = None
         self.signature = signature
+        self._log_warnings(table)
         self._apply(table)
         return True
+
+    @staticmethod
+    def _log_warnings(table):
+        for line, message in table.warnings:
+            log.warning("%s:%d: %s", table.path, line, message)
+
+    def _reopen_log(self):
+        """SIGHUP: reopen the log and the children's output files (logrotate)."""
+        self.system.reopen_outputs()
+        if self.logfile is None:
+            return
+        try:
+            self.logfile.reopen()
+        except OSError as error:
+            log.error("cannot reopen log %s: %s", self.logfile.path, error.strerror or error)
+        else:
+            log.info("log reopened")
 
     def _reread_or_refusal(self):
         try:
@@ -559,14 +645,17 @@ class Daemon:
     @staticmethod
     def _refusal(error):
         lines = tuple(str(error).splitlines())
-        return Answer(False, "cltab has errors; still using the last good one", lines)
+        return Answer(False, f"{CLTAB_REFUSED}; still using the last good one", lines)
 
     def _apply(self, table):
         self.table = table
         self.ctx.timing = Timing.from_cltab(table)
-        for name, path in resolve_paths(table, self.given).items():
+        for name, path in resolve_paths(table, self.given, self.start_dir).items():
             if path != self.paths[name]:
                 log.warning("setting %s changed to %s: takes effect at the next daemon start", name, path)
+        self.ctx.directory, self.ctx.output = child_settings(
+            table, self.start_dir, self.paths, self.background
+        )
         names = table.groups()
         for name, group in list(self.groups.items()):
             if name in names:

@@ -29,8 +29,27 @@ class DaemonError(Error):
     """The daemon answered a request with an error; str() is its message."""
 
 
+class CltabRefused(DaemonError):
+    """The daemon refused its cltab (broken, unreadable or untrusted).
+
+    It keeps running on the last good one; str() lists the problems.
+    """
+
+
+class PermissionDenied(Error):
+    """The socket cannot be reached, or the daemon does not serve this user."""
+
+
+class Busy(DaemonError):
+    """The daemon is too busy to take the request now (too many clients)."""
+
+
 class NotRunning(Error):
     """No daemon answers on the socket."""
+
+
+class MissingDependency(Error):
+    """A Python package that ``clinit -d -b`` needs is not installed."""
 
 
 class SpawnError(Error):

@@ -48,12 +48,41 @@ class Timing:
 
 @dataclasses.dataclass
 class Context:
-    """What a process machine needs from outside: the seam and the index."""
+    """What a process machine needs from outside: the seam, the index, the settings.
+
+    ``directory`` is where children run (None: the daemon's own working
+    directory) and ``output`` the template of the file their stdout and
+    stderr go to (None: the daemon's own), see ``output_path``.
+    """
 
     system: object
     registry: object
     timing: Timing = Timing()
     environ: dict = dataclasses.field(default_factory=dict)
+    directory: str = None
+    output: str = None
+
+
+def output_path(template, entry):
+    """The output file of ``entry``: ``%g`` is its group, ``%t`` its tag, ``%%`` a %.
+
+    A slash in a group or tag becomes ``_``, so that a name never
+    reaches into another directory.
+    """
+    if template is None:
+        return None
+    names = {"g": entry.group.replace("/", "_"), "t": entry.tag.replace("/", "_"), "%": "%"}
+    out = []
+    i = 0
+    while i < len(template):
+        char = template[i]
+        if char == "%" and i + 1 < len(template) and template[i + 1] in names:
+            out.append(names[template[i + 1]])
+            i += 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 # A process whose group must wait for it before starting the next entry.
@@ -131,7 +160,12 @@ class Process(Machine):
             CLINIT_LEVEL=self.level if self.level is not None else "",
         )
         try:
-            pid = self.ctx.system.spawn(self.entry.command, env)
+            pid = self.ctx.system.spawn(
+                self.entry.command,
+                env,
+                directory=self.ctx.directory,
+                output=output_path(self.ctx.output, self.entry),
+            )
         except SpawnError as error:
             log.error("%s: cannot start: %s", self.describe(), error)
             self.exec_failed = True

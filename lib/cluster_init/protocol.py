@@ -3,81 +3,142 @@
 One request per connection: the client sends one line of UTF-8 text,
 words separated by single spaces, ended by a newline; the daemon
 answers with one or more lines and closes the connection.  The first
-answer line is ``ok MESSAGE`` or ``error MESSAGE``; any further lines
-are data (status rows, the problems of a broken cltab).
+answer line is ``ok MESSAGE`` or ``error MESSAGE``.  Lines that follow
+it and start with ``warning: `` are warnings (the request was done, but
+something deserves a look); any other lines are data (status rows,
+listing rows, the problems of a broken cltab).
 
 Requests::
 
     tell GROUP LEVEL   move GROUP to LEVEL
                        -> ok level transition started
                        -> error no such group: GROUP
-    wait GROUP LEVEL   answer once GROUP has settled at LEVEL
+    wait GROUP LEVEL [SECONDS]
+                       answer once GROUP has settled at LEVEL
                        -> ok GROUP LEVEL DONE|PASSED|FAILED
-                       -> error GROUP settled at LEVEL2 STATE (told another level meanwhile)
+                       -> error GROUP settled at level LEVEL2 STATE
+                       -> error timeout: ... (after SECONDS, default WAIT_DEFAULT)
     reread             reread the cltab if it changed
                        -> ok cltab reread | ok cltab unchanged
     status             -> ok N group(s), then one "GROUP LEVEL STATE" line each
+    list [GROUP]       -> ok N entries, then one line per entry, its fields
+                          separated by tabs (see LIST_FIELDS)
+    restart GROUP TAG  stop one entry gracefully and start it again
+                       -> ok restarting GROUP:TAG
     shutdown           halt every group, then exit
                        -> ok all groups halting
     ping               -> ok clinit VERSION pid PID
 
-A tell or reread that finds the cltab broken answers
-``error cltab has errors; still using the last good one``, followed by
-one ``FILE:LINE: message`` line per problem.  Names (groups, levels)
-must be non-empty and hold no whitespace, colon or control character.
-A request longer than MAX_REQUEST bytes, or not valid UTF-8, or not
-one of the above, gets an error answer.  Nothing a client sends stops
-the daemon but ``shutdown``.
-"""
+Error answers whose message starts with one of ERROR_KINDS tell the
+client what kind of failure it was: ``cltab refused`` (followed by one
+``FILE:LINE: message`` line per problem; the daemon keeps its last good
+cltab), ``permission denied``, ``busy`` (too many clients: try again),
+``timeout`` (a wait ran out).  Names (groups, levels, tags) must be
+non-empty and hold no whitespace, colon or control character.  A
+request longer than MAX_REQUEST bytes, or not valid UTF-8, or not one
+of the above, gets an error answer.  Nothing a client sends stops the
+daemon but ``shutdown``.
 
-import dataclasses
+Imports nothing: the clinit command's client path uses it.
+"""
 
 MAX_REQUEST = 64 * 1024
 ENCODING = "utf-8"
+WAIT_DEFAULT = 300.0  # seconds a wait request may wait when it names none
+WARNING = "warning: "
 
-# verb -> names of its arguments
+# the first words of an error message that say what kind of error it is
+CLTAB_REFUSED = "cltab refused"
+PERMISSION_DENIED = "permission denied"
+BUSY = "busy"
+TIMEOUT = "timeout"
+ERROR_KINDS = (CLTAB_REFUSED, PERMISSION_DENIED, BUSY, TIMEOUT)
+
+# verb -> (names of its arguments, how many of them may be left out)
 VERBS = {
-    "tell": ("group", "level"),
-    "wait": ("group", "level"),
-    "reread": (),
-    "status": (),
-    "shutdown": (),
-    "ping": (),
+    "tell": (("group", "level"), 0),
+    "wait": (("group", "level", "seconds"), 1),
+    "reread": ((), 0),
+    "status": ((), 0),
+    "list": (("group",), 1),
+    "restart": (("group", "tag"), 0),
+    "shutdown": ((), 0),
+    "ping": ((), 0),
 }
+
+# the fields of a "list" data line, in order
+LIST_FIELDS = ("group", "tag", "levels", "mode", "state", "pid", "starts", "last_exit", "since")
 
 
 class ProtocolError(ValueError):
     """A request (or answer) that does not follow the protocol."""
 
 
-@dataclasses.dataclass(frozen=True)
 class Request:
-    verb: str
-    args: tuple = ()
+    """One request: a verb and its arguments (strings)."""
+
+    __slots__ = ("verb", "args")
+
+    def __init__(self, verb, args=()):
+        self.verb = verb
+        self.args = tuple(args)
 
     def line(self):
-        return " ".join((self.verb,) + tuple(self.args)) + "\n"
+        return " ".join((self.verb,) + self.args) + "\n"
+
+    def __eq__(self, other):
+        return isinstance(other, Request) and (self.verb, self.args) == (other.verb, other.args)
+
+    def __repr__(self):
+        return f"Request({self.verb!r}, {self.args!r})"
 
 
-@dataclasses.dataclass(frozen=True)
 class Answer:
-    ok: bool
-    message: str
-    lines: tuple = ()
+    """One answer: ok or not, a message, warnings and data lines."""
+
+    __slots__ = ("ok", "message", "lines", "warnings")
+
+    def __init__(self, ok, message, lines=(), warnings=()):
+        self.ok = ok
+        self.message = message
+        self.lines = tuple(lines)
+        self.warnings = tuple(warnings)
+
+    @property
+    def kind(self):
+        """For an error answer, which of ERROR_KINDS it is, or None."""
+        if self.ok:
+            return None
+        for kind in ERROR_KINDS:
+            if self.message == kind or self.message.startswith(kind + ":") or self.message.startswith(kind + ";"):
+                return kind
+        return None
 
     def encode(self):
         head = ("ok" if self.ok else "error") + (" " + self.message if self.message else "")
-        text = "".join(line + "\n" for line in (head,) + tuple(self.lines))
-        return text.encode(ENCODING, "replace")
+        lines = (head,) + tuple(WARNING + text for text in self.warnings) + self.lines
+        return "".join(line + "\n" for line in lines).encode(ENCODING, "replace")
+
+    def __repr__(self):
+        return f"Answer({self.ok!r}, {self.message!r}, {self.lines!r}, {self.warnings!r})"
 
 
 def check_name(what, name):
-    """Raise ProtocolError unless ``name`` is a usable group or level name."""
+    """Raise ProtocolError unless ``name`` is a usable group, level or tag name."""
     if not name:
         raise ProtocolError(f"empty {what}")
     for char in name:
         if char == ":" or char.isspace() or ord(char) < 32 or ord(char) == 127:
             raise ProtocolError(f"bad {what} {name!r}: no whitespace, colon or control character")
+
+
+def _check_seconds(text):
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ProtocolError(f"bad seconds {text[:40]!r}: a number, not less than 0")
 
 
 def parse_request(data):
@@ -92,12 +153,19 @@ def parse_request(data):
     verb, args = words[0], tuple(words[1:])
     if verb not in VERBS:
         raise ProtocolError(f"unknown request {verb[:40]!r} (known: {', '.join(VERBS)})")
-    names = VERBS[verb]
-    if len(args) != len(names):
-        usage = " ".join([verb] + [name.upper() for name in names])
+    names, optional = VERBS[verb]
+    if not len(names) - optional <= len(args) <= len(names):
+        usage = " ".join(
+            [verb]
+            + [name.upper() for name in names[: len(names) - optional]]
+            + [f"[{name.upper()}]" for name in names[len(names) - optional:]]
+        )
         raise ProtocolError(f"usage: {usage}")
     for what, name in zip(names, args):
-        check_name(what, name)
+        if what == "seconds":
+            _check_seconds(name)
+        else:
+            check_name(what, name)
     return Request(verb, args)
 
 
@@ -112,4 +180,6 @@ def parse_answer(data):
     head, _, message = lines[0].partition(" ")
     if head not in ("ok", "error"):
         raise ProtocolError(f"not an answer: {lines[0][:80]!r}")
-    return Answer(head == "ok", message, tuple(lines[1:]))
+    warnings = tuple(line[len(WARNING):] for line in lines[1:] if line.startswith(WARNING))
+    data_lines = tuple(line for line in lines[1:] if not line.startswith(WARNING))
+    return Answer(head == "ok", message, data_lines, warnings)

@@ -1,86 +1,42 @@
-"""clstat: the plain-text status file, written atomically, read and filtered.
+"""clstat, as clients read it: parse the status file and filter it.
 
 One line per group, exactly as the Perl clinit wrote it::
 
     Cluster::Init::Group NAME LEVEL STATE
 
-``StatusFile`` is the daemon's writer; ``read`` and ``render`` are what
-clients use (``render`` gives the Perl ``status()`` method's text).
+``read`` and ``render`` are what clients use (``render`` gives the Perl
+``status()`` method's text); the daemon's writer is statusfile.py.
+Imports nothing heavy: the clinit command's client path uses it.
 """
 
-import logging
 import os
-import tempfile
-
-log = logging.getLogger("cluster_init")
 
 GROUP_CLASS = "Cluster::Init::Group"
 
 
-class StatusFile:
-    """The daemon's clstat: the last known level and state of each group."""
-
-    def __init__(self, path):
-        self.path = path
-        self.groups = {}  # name -> (level, state), in order of first tell
-
-    def update(self, name, level, state):
-        self.groups[name] = (level, state)
-
-    def remove(self, name):
-        self.groups.pop(name, None)
-
-    def text(self):
-        return "".join(
-            f"{GROUP_CLASS} {name} {level} {state}\n"
-            for name, (level, state) in self.groups.items()
-        )
-
-    def write(self):
-        """Replace clstat by the current text, atomically (write, then rename).
-
-        A failure is logged, never raised: the daemon keeps serving.
-        """
-        directory = os.path.dirname(self.path) or "."
-        try:
-            fd, temporary = tempfile.mkstemp(prefix=".clstat.", dir=directory)
-        except OSError as error:
-            log.error("cannot write %s: %s", self.path, error)
-            return False
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                stream.write(self.text())
-                os.fchmod(stream.fileno(), 0o644)
-            os.replace(temporary, self.path)
-        except OSError as error:
-            log.error("cannot write %s: %s", self.path, error)
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            return False
-        return True
-
-    def unlink(self):
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+def format_line(name, level, state):
+    return f"{GROUP_CLASS} {name} {level} {state}\n"
 
 
 def read(path):
     """The ``(group, level, state)`` rows of a clstat; [] if it does not exist."""
+    return read_with_mtime(path)[0]
+
+
+def read_with_mtime(path):
+    """``(rows, mtime)`` of a clstat; ``([], None)`` if it does not exist."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
-            text = stream.read()
+        with open(path, "rb") as stream:
+            mtime = os.fstat(stream.fileno()).st_mtime
+            text = stream.read().decode("utf-8", "replace")
     except FileNotFoundError:
-        return []
+        return [], None
     rows = []
     for line in text.splitlines():
         words = line.split()
         if len(words) == 4 and words[0] == GROUP_CLASS:
             rows.append(tuple(words[1:]))
-    return rows
+    return rows, mtime
 
 
 def render(rows, group=None, level=None):

@@ -5,14 +5,20 @@ System.  RealSystem does the real thing; FakeSystem records what was
 asked, lets a test say "pid 1234 exited with status 3", and has a clock
 the test advances, so machine tests run without processes or sleeps.
 
-A System has four operations:
+A System has these operations:
 
-``spawn(command, env)``
+``spawn(command, env, directory=None, output=None)``
     Run ``/bin/sh -c command`` in a new session and process group with
     default signal dispositions, an empty signal mask, stdin from
-    /dev/null and no descriptor of ours but 0, 1 and 2.  Returns the pid
-    once the exec has succeeded; raises SpawnError if the fork or the
+    /dev/null, stdout and stderr appended to the file ``output`` (or,
+    when None, those of the daemon), in ``directory`` (or the daemon's),
+    with the umask and the open-file limit the daemon was started with,
+    and no other descriptor of ours.  Returns the pid once the exec has
+    succeeded; raises SpawnError if the fork, the output file or the
     exec failed.
+``reopen_outputs()``
+    Forget the output files opened so far (after a log rotation): the
+    next children open them again.
 ``signal_group(pgid, signum)``
     Send a signal to a process group; a group that is gone is no error.
 ``reap()``
@@ -24,13 +30,27 @@ A System has four operations:
 
 import dataclasses
 import os
+import resource
 import select
 import signal
 import time
 
 from .errors import SpawnError
+from .trust import open_append
 
 SHELL = "/bin/sh"
+MAX_FD = 1 << 30  # closerange stops at the real limit
+
+
+@dataclasses.dataclass
+class ChildSetup:
+    """How one child is set up between fork and exec (computed in the parent)."""
+
+    reset_signals: tuple = ()
+    umask: int = None
+    nofile: tuple = None
+    directory: str = None
+    output_fd: int = None
 
 
 def exit_code(wait_status):
@@ -67,33 +87,67 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
-def _child_after_fork(command, env, error_pipe):
+def changed_signals():
+    """The signals whose disposition is not the default (Python's own included)."""
+    changed = []
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            handler = signal.getsignal(signum)
+        except (OSError, ValueError):
+            continue
+        if handler not in (signal.SIG_DFL, None):
+            changed.append(signum)
+    return changed
+
+
+class ChildError(Exception):
+    """What went wrong in the child before the exec, said plainly."""
+
+
+def _child_after_fork(command, env, error_pipe, setup):
     """In the child: set up the process and exec the shell.  Never returns."""
+    step = "set up the child"
     try:
         os.setsid()
         try:
             signal.set_wakeup_fd(-1)
         except ValueError:
             pass
-        for signum in signal.valid_signals():
-            if signum in (signal.SIGKILL, signal.SIGSTOP):
-                continue
-            try:
-                signal.signal(signum, signal.SIG_DFL)
-            except (OSError, ValueError, RuntimeError):
-                pass
+        for signum in setup.reset_signals:
+            signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        if setup.umask is not None:
+            os.umask(setup.umask)
+        if setup.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, setup.nofile)
+        if setup.directory is not None:
+            step = f"change to directory {setup.directory}"
+            os.chdir(setup.directory)
+        step = "set up stdin, stdout and stderr"
         devnull = os.open(os.devnull, os.O_RDONLY)
         if devnull != 0:
             os.dup2(devnull, 0)
             os.close(devnull)
+        if setup.output_fd is not None:
+            os.dup2(setup.output_fd, 1)
+            os.dup2(setup.output_fd, 2)
+        else:
+            for fd in (1, 2):
+                try:
+                    os.set_inheritable(fd, True)
+                except OSError:
+                    pass  # closed in the daemon: closed in the child
         # error_pipe is close-on-exec: keep it until the exec succeeds
         os.closerange(3, error_pipe)
-        os.closerange(error_pipe + 1, os.sysconf("SC_OPEN_MAX"))
+        os.closerange(error_pipe + 1, MAX_FD)
+        step = f"exec {SHELL}"
         os.execve(SHELL, [SHELL, "-c", command], env)
     except BaseException as error:  # noqa: B036 - nothing may escape a forked child
         try:
-            message = f"cannot exec {SHELL}: {error}"
+            reason = getattr(error, "strerror", None) or error
+            message = f"cannot {step}: {reason}"
             os.write(error_pipe, message.encode("utf-8", "replace"))
             os.write(2, f"clinit: {message}\n".encode("utf-8", "replace"))
         except BaseException:  # noqa: B036
@@ -103,9 +157,41 @@ def _child_after_fork(command, env, error_pipe):
 
 
 class RealSystem:
-    """The operating system, as the daemon uses it."""
+    """The operating system, as the daemon uses it.
 
-    def spawn(self, command, env):
+    ``umask`` and ``nofile`` (a ``(soft, hard)`` RLIMIT_NOFILE) are given
+    to every child when set: the daemon sets them to what it was started
+    with, before it changes its own.
+    """
+
+    def __init__(self):
+        self.umask = None
+        self.nofile = None
+        self._outputs = {}  # path -> fd opened for append
+
+    def _output_fd(self, path):
+        fd = self._outputs.get(path)
+        if fd is None:
+            try:
+                fd = open_append(path)
+            except OSError as error:
+                raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
+            self._outputs[path] = fd
+        return fd
+
+    def reopen_outputs(self):
+        outputs, self._outputs = self._outputs, {}
+        for fd in outputs.values():
+            os.close(fd)
+
+    def spawn(self, command, env, directory=None, output=None):
+        setup = ChildSetup(
+            reset_signals=tuple(changed_signals()),
+            umask=self.umask,
+            nofile=self.nofile,
+            directory=directory,
+            output_fd=None if output is None else self._output_fd(output),
+        )
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
             pid = os.fork()
@@ -115,7 +201,7 @@ class RealSystem:
             raise SpawnError(f"cannot fork: {error.strerror}") from None
         if pid == 0:
             os.close(read_end)
-            _child_after_fork(command, env, write_end)
+            _child_after_fork(command, env, write_end, setup)
         os.close(write_end)
         try:
             report = read_to_eof(read_end)
@@ -155,6 +241,8 @@ class Spawned:
     pid: int
     command: str
     env: dict
+    directory: str = None
+    output: str = None
 
 
 class FakeSystem:
@@ -175,18 +263,21 @@ class FakeSystem:
         self.fail_spawns = 0
         self._exited = []
 
-    def spawn(self, command, env):
+    def spawn(self, command, env, directory=None, output=None):
         if self.fail_spawns:
             self.fail_spawns -= 1
             raise SpawnError("cannot fork: Resource temporarily unavailable")
         pid = self.next_pid
         self.next_pid += 1
-        self.spawned.append(Spawned(pid, command, dict(env)))
+        self.spawned.append(Spawned(pid, command, dict(env), directory, output))
         self.live.add(pid)
         return pid
 
     def signal_group(self, pgid, signum):
         self.signals.append((pgid, signum))
+
+    def reopen_outputs(self):
+        pass
 
     def reap(self):
         reaped, self._exited = self._exited, []

@@ -1,0 +1,93 @@
+"""What a daemon running as root trusts: sshd's StrictModes, for clinit.
+
+A root daemon runs whatever its cltab says, as root.  So it uses only a
+cltab owned by root and writable by nobody else, in directories (from /
+down, symlinks resolved) that only root can change: owned by root and
+not writable by others, unless the sticky bit keeps others from
+replacing what they do not own.  The files it creates or appends to
+(log, output, lock) are opened without following symlinks, in
+directories that pass the same check.  A daemon run by another user
+trusts what that user trusts, and none of this applies.
+"""
+
+import os
+import stat
+
+from .errors import CltabError
+
+
+def running_as_root():
+    return os.geteuid() == 0
+
+
+def file_problems(path, info):
+    """Why a root daemon must not use the cltab ``path`` whose fstat is ``info``."""
+    problems = []
+    if info.st_uid != 0:
+        problems.append(f"owned by uid {info.st_uid}, not root (fix: chown root {path})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append(f"writable by group or others (fix: chmod go-w {path})")
+    return problems
+
+
+def directory_problems(directory):
+    """Why a root daemon must not trust ``directory`` and every one above it."""
+    problems = []
+    real = os.path.realpath(directory)
+    parts = [part for part in real.split(os.sep) if part]
+    current = os.sep
+    for part in [None] + parts:
+        if part is not None:
+            current = os.path.join(current, part)
+        try:
+            info = os.stat(current)
+        except OSError as error:
+            problems.append(f"directory {current}: {error.strerror}")
+            break
+        if info.st_uid != 0:
+            problems.append(f"directory {current} is owned by uid {info.st_uid}, not root (fix: chown root {current})")
+        if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+            problems.append(
+                f"directory {current} is writable by others without the sticky bit (fix: chmod o-w {current})"
+            )
+    return problems
+
+
+def cltab_problems(path, info):
+    """Every reason a root daemon must refuse this cltab; [] when not root."""
+    if not running_as_root():
+        return []
+    return file_problems(path, info) + directory_problems(os.path.dirname(os.path.realpath(path)))
+
+
+def check_cltab_trust(path, info=None):
+    """Raise CltabError (line 0, with the fix) if a root daemon must refuse ``path``."""
+    if not running_as_root():
+        return
+    if info is None:
+        info = os.stat(path)
+    problems = cltab_problems(path, info)
+    if problems:
+        raise CltabError(path, [(0, f"not trusted: {problem}") for problem in problems])
+
+
+def check_directory_trust(directory, what):
+    """Raise PermissionError if a root daemon must not create ``what`` in ``directory``."""
+    if not running_as_root():
+        return
+    problems = directory_problems(directory)
+    if problems:
+        raise PermissionError(f"{what}: not trusted: {'; '.join(problems)}")
+
+
+def open_append(path, mode=0o640):
+    """Open ``path`` for appending (created with ``mode``); fd, close-on-exec.
+
+    As root, a symlink at ``path`` is refused (ELOOP) and the directory
+    must be trusted.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+    if running_as_root():
+        check_directory_trust(os.path.dirname(os.path.abspath(path)) or "/", path)
+        flags |= os.O_NOFOLLOW
+    return os.open(path, flags, mode)

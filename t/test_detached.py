@@ -1,0 +1,207 @@
+"""The detached daemon (clinit -d -b) and what its children get.
+
+Children of a -b daemon have stdin on /dev/null and stdout and stderr
+open (the log, or the :::output: file), run in the directory clinit -d
+was started from, with the umask it was started with.
+"""
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+
+from daemon_rig import CHECKOUT, CLINIT, LIB, marked_pids, wait_for
+from realproc import alive
+
+
+def settings(node, *extra):
+    lines = [f":::socket:{node.socket}", f":::clstat:{node.clstat}", f":::log:{node.log}", *extra]
+    return "\n".join(lines) + "\n"
+
+
+def detach(node, *args, cwd=None, umask=None):
+    """clinit -d -b on the node's cltab; the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, CLINIT, "-c", node.cltab, "-d", "-b", "-p", os.path.join(node.dir, "pid"), *args],
+        cwd=cwd or node.dir, env=node.env(), stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=60, umask=-1 if umask is None else umask,
+    )
+
+
+def read(path):
+    with open(path, encoding="utf-8") as stream:
+        return stream.read()
+
+
+def test_a_detached_daemons_children_write_to_the_log(node):
+    fds = os.path.join(node.dir, "fds")
+    node.write_cltab(settings(node) + (
+        "printer:hello:1:test:echo hello from a test entry\n"
+        f'printer:fds:1:wait:x=$(readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2); echo "$x" > {fds}; echo to stderr >&2\n'
+    ))
+    result = detach(node)
+    assert result.returncode == 0, result.stderr
+    assert node.clinit("-w", "printer", "1").stdout == "printer 1 DONE\n"
+    assert read(fds).split() == ["/dev/null", node.log, node.log]
+    log = node.log_text()
+    assert "hello from a test entry\n" in log and "to stderr\n" in log
+    assert stat.S_IMODE(os.stat(node.log).st_mode) == 0o640, "the log lists every command line"
+
+
+def test_a_test_entry_that_prints_passes_under_b(node):
+    node.write_cltab(settings(node) + "printer:hello:t:test:echo hello\n")
+    assert detach(node).returncode == 0
+    result = node.clinit("-w", "printer", "t")
+    assert (result.returncode, result.stdout) == (0, "printer t PASSED\n")
+
+
+def test_output_setting_gives_each_entry_its_file(node):
+    out = os.path.join(node.dir, "out.d")
+    os.mkdir(out)
+    node.write_cltab(settings(node, f":::output:{out}/%g.%t.log") + (
+        "web:one:1:wait:echo one; echo oops >&2\n"
+        "web:two:1:wait:echo two\n"
+        "web:a/b:1:wait:echo slash\n"
+    ))
+    assert detach(node).returncode == 0
+    assert node.clinit("-w", "web", "1").returncode == 0
+    assert read(f"{out}/web.one.log") == "one\noops\n"
+    assert read(f"{out}/web.two.log") == "two\n"
+    assert read(f"{out}/web.a_b.log") == "slash\n", "a slash in a name never reaches another directory"
+    assert "one\n" not in node.log_text()
+    assert node.clinit("-w", "web", "1").returncode == 0  # nothing reruns; a new level appends
+    node.write_cltab(settings(node, f":::output:{out}/%g.%t.log") + "web:one:2:wait:echo again\n")
+    assert node.clinit("-w", "web", "2").returncode == 0
+    assert read(f"{out}/web.one.log") == "one\noops\nagain\n", "opened for append"
+
+
+def test_foreground_children_keep_the_daemons_stdout(node):
+    node.write_cltab(settings(node) + "printer:hello:1:wait:echo hello on stdout\n")
+    node.start()
+    assert node.settle("printer", "1") == "DONE"
+    wait_for(lambda: "hello on stdout\n" in node.daemon_stderr(), what="the child's line")
+
+
+def test_entries_run_where_clinit_d_was_started_with_its_umask(node):
+    elsewhere = os.path.join(node.dir, "elsewhere")
+    os.mkdir(elsewhere)
+    node.write_cltab(settings(node) + "where:pwd:1:wait:pwd > where.out; umask >> where.out\n")
+    assert detach(node, cwd=elsewhere, umask=0o027).returncode == 0
+    assert node.clinit("-w", "where", "1").returncode == 0
+    assert read(os.path.join(elsewhere, "where.out")) == f"{elsewhere}\n0027\n"
+
+
+def test_directory_setting_overrides(node):
+    chosen = os.path.join(node.dir, "chosen")
+    os.mkdir(chosen)
+    node.write_cltab(settings(node, ":::directory:chosen") + "where:pwd:1:wait:pwd > where.out\n")
+    assert detach(node).returncode == 0
+    assert node.clinit("-w", "where", "1").returncode == 0
+    assert read(os.path.join(chosen, "where.out")) == f"{chosen}\n", "relative to where clinit -d started"
+
+
+def test_a_directory_that_is_missing_fails_the_entry_with_a_reason(node):
+    node.write_cltab(settings(node, f":::directory:{node.dir}/nowhere") + "where:pwd:1:wait:pwd\n")
+    assert detach(node).returncode == 0
+    assert node.clinit("-w", "where", "1").stdout == "where 1 FAILED\n"
+    assert f"cannot change to directory {node.dir}/nowhere: No such file or directory" in node.log_text()
+
+
+def test_relative_settings_resolve_once(node):
+    """Under -b the daemon sits in /: a reread must not take run/... as /run/..."""
+    shutil.copy(node.cltab, node.cltab + ".orig")
+    node.write_cltab(":::socket:clinit.s\n:::clstat:clstat\n:::log:clinitlog\ng:t:1:wait:true\n")
+    assert detach(node).returncode == 0
+    assert node.clinit("-w", "g", "1").returncode == 0
+    with open(node.cltab, "a", encoding="utf-8") as stream:
+        stream.write("g:u:1:wait:true\n")
+    assert node.clinit("-w", "g", "1").returncode == 0
+    assert "reread: 2 entries" in node.log_text()
+    assert "changed to" not in node.log_text()
+
+
+def test_readme_api_example_from_a_checkout(node, monkeypatch):
+    """README: ClusterInit(cltab="cltab.example"), tell, wait -> DONE, run from the checkout's directory."""
+    shutil.copy(os.path.join(CHECKOUT, "cltab.example"), os.path.join(node.dir, "cltab.example"))
+    monkeypatch.chdir(node.dir)
+    monkeypatch.setenv(*node.mark.split("=", 1))
+    code = (
+        "from cluster_init import ClusterInit\n"
+        "client = ClusterInit(cltab='cltab.example')\n"
+        "client.tell('demo', 'up')\n"
+        "print(client.wait('demo', 'up'))\n"
+        "print(client.status(group='demo'), end='')\n"
+        "client.shutdown()\n"
+    )
+    env = {k: v for k, v in node.env().items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {LIB!r})\n" + code],
+        cwd=node.dir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "DONE\nup DONE\n"
+    assert os.path.exists(os.path.join(node.dir, "run", "www", "started")), "relative to the caller's directory"
+    wait_for(lambda: not marked_pids(node.mark), what="everything to stop")
+
+
+def test_example_cltab_detached_from_a_checkout(node):
+    shutil.copy(os.path.join(CHECKOUT, "cltab.example"), os.path.join(node.dir, "cltab.example"))
+    node.cltab = os.path.join(node.dir, "cltab.example")
+    result = detach(node)
+    assert result.returncode == 0, result.stderr
+    result = node.clinit("-w", "demo", "up")
+    assert (result.returncode, result.stdout) == (0, "demo up DONE\n")
+    assert node.clinit("-k", "-w", "-t", "30").returncode == 0
+    wait_for(lambda: not marked_pids(node.mark), what="everything to stop")
+
+
+def test_a_stale_pidfile_naming_another_program_is_replaced(node):
+    pidfile = os.path.join(node.dir, "pid")
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(pidfile, "w") as stream:
+            stream.write(f"{other.pid}\n")
+        result = detach(node)
+        assert result.returncode == 0, result.stderr
+        assert int(read(pidfile)) != other.pid and alive(other.pid)
+        again = detach(node)
+        assert again.returncode == 1 and "already" in again.stderr, "a live clinit is still refused"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_missing_python_daemon_says_so(node):
+    env = dict(node.env(), PYTHONPATH=LIB)
+    result = subprocess.run(
+        [sys.executable, "-S", CLINIT, "-c", node.cltab, "-d", "-b"], env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 5, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "-b needs the Python package python-daemon" in result.stderr
+    assert "pip install python-daemon" in result.stderr
+
+
+def test_foreground_daemon_and_client_need_neither_package(node):
+    env = dict(node.env(), PYTHONPATH=LIB)
+    node.start([sys.executable, "-S", CLINIT, "-d", "-c", node.cltab])
+    result = subprocess.run(
+        [sys.executable, "-S", CLINIT, "-c", node.cltab, "-w", "scramjet", "1"], env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )
+    assert (result.returncode, result.stdout) == (0, "scramjet 1 DONE\n"), result.stderr
+
+
+def test_sighup_reopens_the_log(node):
+    node.start()
+    node.settle("scramjet", "1")
+    os.rename(node.log, node.log + ".1")
+    node.daemon.send_signal(signal.SIGHUP)
+    wait_for(lambda: os.path.exists(node.log), what="a new log")
+    assert stat.S_IMODE(os.stat(node.log).st_mode) == 0o640
+    node.settle("hellogrp", "1")
+    assert "hellogrp:hello1: started" in node.log_text()
+    assert "hellogrp:hello1: started" not in read(node.log + ".1")
