@@ -88,11 +88,13 @@ class AgentRig:
                 env[f"OCF_RESKEY_{name}"] = value
         return env
 
-    def agent(self, action, probe=False, depth=None, run_timeout=60, **params):
+    def agent(self, action, probe=False, depth=None, run_timeout=60, extra_env=None, **params):
         """Run ``agent ACTION`` with OCF_RESKEY_* from ``params`` (None: unset);
         the CompletedProcess (returncode, stdout, stderr)."""
+        env = self.env(params, 0 if probe else 10000, depth)
+        env.update(extra_env or {})
         return subprocess.run(
-            [self.agent_path, action], env=self.env(params, 0 if probe else 10000, depth),
+            [self.agent_path, action], env=env,
             cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=run_timeout,
         )
 

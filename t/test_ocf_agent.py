@@ -223,6 +223,62 @@ def test_a_start_that_does_not_settle_in_time_is_1_not_124(rig):
     assert rig.tagged_pids("nap") == []
 
 
+def test_a_broken_cltab_fails_start_and_stop_but_not_monitor(rig):
+    started(rig)
+    with open(rig.node.cltab, encoding="utf-8") as stream:
+        good = stream.read()
+    rig.node.write_cltab(good + "web:bad:run:sometimes:true\n")
+    assert rig.rc("monitor") == OCF_SUCCESS  # the daemon runs on the last good cltab
+    done = rig.agent("stop")
+    assert done.returncode == OCF_ERR_CONFIGURED
+    assert "refuses the cltab" in reason(done)
+    assert rig.clstat() == ("run", "DONE")
+    rig.node.write_cltab(good)
+    assert rig.rc("stop") == OCF_SUCCESS
+
+
+# clinit's exit statuses, from a stand-in clinit, become OCF's
+STUB = """\
+#!/bin/sh
+case " $* " in
+    *" --check "*) exit 0 ;;
+    *" -d "*) echo "stub: no daemon for you" >&2; exit "${STUB_D:-0}" ;;
+    *" -w "*) echo "stub: waited" >&2; exit "${STUB_W:-0}" ;;
+    *" -v "*) exit "${STUB_V:-0}" ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize("action, codes, expected", [
+    ("start", {"STUB_V": "3", "STUB_D": "5"}, OCF_ERR_INSTALLED),  # python-daemon missing
+    ("start", {"STUB_V": "3", "STUB_D": "6"}, OCF_ERR_CONFIGURED),  # cltab refused
+    ("start", {"STUB_V": "3", "STUB_D": "1"}, OCF_ERR_GENERIC),  # cannot start
+    ("start", {"STUB_V": "4"}, 4),  # permission denied
+    ("start", {"STUB_W": "124"}, OCF_ERR_GENERIC),  # -w timeout: not 124
+    ("start", {"STUB_W": "3"}, OCF_ERR_GENERIC),  # the daemon went away: not "unimplemented"
+    ("start", {"STUB_W": "4"}, 4),
+    ("start", {"STUB_W": "6"}, OCF_ERR_CONFIGURED),
+    ("start", {"STUB_W": "2"}, OCF_ERR_CONFIGURED),  # clinit refused the names
+    ("stop", {"STUB_W": "124"}, OCF_ERR_GENERIC),
+    ("monitor", {"STUB_V": "3"}, OCF_NOT_RUNNING),  # no daemon, nothing left: not 3
+    ("monitor", {"STUB_V": "4"}, 4),
+    ("monitor", {"STUB_V": "124"}, OCF_ERR_GENERIC),
+])
+def test_clinit_statuses_are_mapped_not_passed_through(rig, action, codes, expected):
+    stub = os.path.join(rig.dir, "bin", "stub-clinit")
+    with open(stub, "w", encoding="utf-8") as stream:
+        stream.write(STUB)
+    os.chmod(stub, 0o755)
+    if action == "stop":  # a group that clstat says runs, so stop tells the daemon
+        with open(rig.node.clstat, "w", encoding="utf-8") as stream:
+            stream.write("Cluster::Init::Group web run DONE\n")
+    done = rig.agent(action, clinit=stub, extra_env=codes)
+    assert done.returncode == expected, done.stderr
+    if expected != OCF_NOT_RUNNING:
+        assert reason(done), "no ocf-exit-reason line"
+
+
 def test_a_group_moved_by_hand_is_a_failure(rig):
     started(rig)
     assert rig.clinit("-w", "web", "side").returncode == 0
