@@ -52,7 +52,7 @@ HOST_PATHS = (
     "/var/lib/pacemaker/**", "/var/lib/corosync/**", "/var/log/pacemaker/**",
     "/var/log/corosync*", "/var/log/cluster*", "/run/corosync*", "/run/crm*",
     "/run/pacemaker*", "/run/mount", "/run/mount/*", "/run/clinit", "/run/clinit/*",
-    "/dev/shm/qb-*", "/tmp/ocf-clinit.*",
+    "/run/resource-agents/*", "/dev/shm/qb-*", "/tmp/ocf-clinit.*",
 )
 
 CIB_SEED = """\

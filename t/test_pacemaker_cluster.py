@@ -2,9 +2,10 @@
 
 test_harness_fails_over_a_dummy proves the harness with Pacemaker's own
 ocf:pacemaker:Dummy; test_clinit_group_fails_over puts a clinit group
-under ocf:clinit:group (ocf/clinit) and checks placement, recovery of a
-failing group, failover after a node is killed, and that deleting the
-resource stops the group.  Both are skipped, with the reason, where root,
+under ocf:clinit:group (ocf/clinit), in a Pacemaker group after a
+floating address (ocf:heartbeat:IPaddr2) as the README configures it,
+and checks placement, recovery of a failing group, failover after a
+node is killed, and that deleting the resource stops the group.  Both are skipped, with the reason, where root,
 the packages or namespaces are missing.
 """
 
@@ -61,29 +62,51 @@ web:svc:run:respawn:exec sleep 100000
 FLAG = "/run/clinit-test/broken"
 
 
-def clinit_resource(cltab, clinit):
+VIP = "169.254.213.100"
+
+
+def web_group(cltab, clinit):
+    """The README's configuration: a floating address (IPaddr2), then the
+    clinit group, in one Pacemaker group; fast monitors for the test."""
     return f"""\
-<primitive id="web" class="ocf" provider="clinit" type="group">
-  <instance_attributes id="web-params">
-    <nvpair id="web-group" name="group" value="web"/>
-    <nvpair id="web-level" name="level" value="run"/>
-    <nvpair id="web-cltab" name="cltab" value="{cltab}"/>
-    <nvpair id="web-clinit" name="clinit" value="{clinit}"/>
-  </instance_attributes>
-  <meta_attributes id="web-meta">
-    <nvpair id="web-migration-threshold" name="migration-threshold" value="1"/>
-    <nvpair id="web-resource-stickiness" name="resource-stickiness" value="100"/>
-  </meta_attributes>
-  <operations>
-    <op id="web-start" name="start" interval="0s" timeout="30s"/>
-    <op id="web-stop" name="stop" interval="0s" timeout="30s"/>
-    <op id="web-monitor" name="monitor" interval="2s" timeout="20s">
-      <instance_attributes id="web-monitor-params">
-        <nvpair id="web-monitor-depth" name="OCF_CHECK_LEVEL" value="10"/>
-      </instance_attributes>
-    </op>
-  </operations>
-</primitive>"""
+<group id="web-group">
+  <primitive id="web-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="web-ip-params">
+      <nvpair id="web-ip-ip" name="ip" value="{VIP}"/>
+      <nvpair id="web-ip-cidr" name="cidr_netmask" value="24"/>
+      <nvpair id="web-ip-nic" name="nic" value="cl0"/>
+    </instance_attributes>
+    <operations>
+      <op id="web-ip-monitor" name="monitor" interval="5s" timeout="20s"/>
+    </operations>
+  </primitive>
+  <primitive id="web" class="ocf" provider="clinit" type="group">
+    <instance_attributes id="web-params">
+      <nvpair id="web-param-group" name="group" value="web"/>
+      <nvpair id="web-param-level" name="level" value="run"/>
+      <nvpair id="web-param-cltab" name="cltab" value="{cltab}"/>
+      <nvpair id="web-param-clinit" name="clinit" value="{clinit}"/>
+    </instance_attributes>
+    <meta_attributes id="web-meta">
+      <nvpair id="web-migration-threshold" name="migration-threshold" value="1"/>
+      <nvpair id="web-resource-stickiness" name="resource-stickiness" value="100"/>
+    </meta_attributes>
+    <operations>
+      <op id="web-start" name="start" interval="0s" timeout="30s"/>
+      <op id="web-stop" name="stop" interval="0s" timeout="30s"/>
+      <op id="web-monitor" name="monitor" interval="2s" timeout="20s">
+        <instance_attributes id="web-monitor-params">
+          <nvpair id="web-monitor-depth" name="OCF_CHECK_LEVEL" value="10"/>
+        </instance_attributes>
+      </op>
+    </operations>
+  </primitive>
+</group>"""
+
+
+def has_vip(cluster, node):
+    done = cluster.run(node, "ip", "-o", "-4", "addr", "show", "dev", "cl0")
+    return f" {VIP}/" in done.stdout
 
 
 def clstat(node, group="web"):
@@ -126,6 +149,7 @@ def runs_on(cluster, node, via=None):
         and cluster.locate("web", via) == [node.name]
         and clstat(node) == ("run", "DONE")
         and svc_nodes(cluster) == [node.name]
+        and [n.name for n in cluster.nodes if n.alive() and has_vip(cluster, n)] == [node.name]
     )
 
 
@@ -145,8 +169,9 @@ def test_clinit_group_fails_over(pcmk_cluster, capsys):  # noqa: F811
         for node in cluster.nodes:
             assert cluster.run(node, wrapper, "-c", cltab, "-v").returncode == 0, "no daemon"
 
-        # (a) the group reaches its level on one node, Started there, not on the other
-        cluster.cib_create("resources", clinit_resource(cltab, wrapper), first)
+        # (a) the group reaches its level on one node, Started there (with the
+        # floating address), not on the other
+        cluster.cib_create("resources", web_group(cltab, wrapper), first)
         placed = wait_for(lambda: cluster.locate("web", first), 30, "web to start")
         home = cluster.node(placed[0])
         away = other(cluster, home.name)
@@ -178,13 +203,14 @@ def test_clinit_group_fails_over(pcmk_cluster, capsys):  # noqa: F811
         timings["failover"] = time.monotonic() - killed
         assert cluster.online(cluster.mon(home)) == {home.name}
 
-        # (d) deleting the resource stops the group
+        # (d) deleting the resource stops the group (the address stays)
         cluster.run(home, "cibadmin", "--delete", "-o", "resources",
                     "--xml-text", '<primitive id="web"/>', check=True)
         wait_for(lambda: clstat(home) == ("stopped", "DONE") and not svc_nodes(cluster), 30,
                  "the group to stop")
         wait_for(lambda: cluster.resource_state("web", home) is None, 30,
                  "web to leave the cluster")
+        assert has_vip(cluster, home)
     timings["total"] = time.monotonic() - began
     with capsys.disabled():
         print("\ncluster test: formed in {form:.1f} s, recovered a failing group in "
