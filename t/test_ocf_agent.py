@@ -343,6 +343,35 @@ def test_stop_after_a_daemon_crash_succeeds_and_clears_clstat(rig):
     assert rig.rc("monitor", probe=True) == OCF_NOT_RUNNING
 
 
+def test_processes_marked_for_the_group_that_no_daemon_owns(rig):
+    """The agent's side of a crash, with a process marked as a daemon marks
+    its children (CLINIT_GROUP, CLINIT_DAEMON): monitor fails, with no
+    daemon and with one that does not know the group; stop ends it."""
+    env = rig.node.env()
+    env.update(CLINIT_GROUP="web", CLINIT_TAG="svc", CLINIT_LEVEL="run",
+               CLINIT_DAEMON=rig.node.socket)
+    orphan = subprocess.Popen(["sleep", "1000"], env=env, start_new_session=True)
+    try:
+        wait_for(lambda: rig.tagged_pids("svc") == [orphan.pid], what="the marked process")
+        done = rig.agent("monitor")
+        assert done.returncode == OCF_ERR_GENERIC
+        assert f"processes of group web run: {orphan.pid}" in reason(done)
+        assert rig.rc("monitor", probe=True) == OCF_ERR_GENERIC
+        assert rig.rc("monitor", group="slow") == OCF_NOT_RUNNING  # another group's
+        assert rig.clinit("-d", "-b").returncode == 0  # a daemon that does not know them
+        done = rig.agent("monitor")
+        assert done.returncode == OCF_ERR_GENERIC
+        assert "unknown to the clinit daemon" in reason(done)
+        done = rig.agent("stop")
+        assert done.returncode == OCF_SUCCESS, done.stderr
+        orphan.wait(10)
+        assert rig.rc("monitor") == OCF_NOT_RUNNING
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
+
+
 @needs_marks
 def test_processes_left_by_a_dead_daemon_are_a_failure(rig):
     started(rig)
