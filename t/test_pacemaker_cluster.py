@@ -5,8 +5,9 @@ ocf:pacemaker:Dummy; test_clinit_group_fails_over puts a clinit group
 under ocf:clinit:group (ocf/clinit), in a Pacemaker group after a
 floating address (ocf:heartbeat:IPaddr2) as the README configures it,
 and checks placement, recovery of a failing group, failover after a
-node is killed, and that deleting the resource stops the group.  Both are skipped, with the reason, where root,
-the packages or namespaces are missing.
+node is killed, and that deleting the resource stops the group.  Both
+are skipped, with the reason, where root, the packages or namespaces
+are missing.
 """
 
 import os
