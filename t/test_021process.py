@@ -17,6 +17,7 @@ from cluster_init.states import ProcState as S
 from cluster_init import sysapi
 
 from machine_rig import Rig
+from daemon_rig import wait_for
 from realproc import RealRig, alive, status_field
 
 
@@ -262,7 +263,8 @@ def test_real_wait_runs_and_stops(real):
     (entry,) = cltab.parse("g:t1:1:wait:exec sleep 30\n").entries
     proc = Process(entry, real.ctx)
     proc.start("1")
-    assert proc.state is S.RUNNING
+    assert proc.state is S.RUNFG, "forked; the exec is not reported yet"
+    real.drive_until(lambda: proc.state is S.RUNNING)
     pid = proc.pid
     assert alive(pid)
     assert os.getpgid(pid) == pid and os.getsid(pid) == pid, "own session and process group"
@@ -298,10 +300,20 @@ def test_real_test_mode(real):
     assert os.waitstatus_to_exitcode(no.status) == 3
 
 
-def test_real_exec_failure_raises_spawn_error(monkeypatch):
+def test_real_exec_failure_is_reported_not_taken_for_an_exit(real, monkeypatch, caplog):
+    from cluster_init import cltab
+
     monkeypatch.setattr(sysapi, "SHELL", "/nonexistent/sh")
-    with pytest.raises(SpawnError, match="cannot exec"):
-        sysapi.RealSystem().spawn("true", {})
+    (entry,) = cltab.parse("g:t1:1:wait:true\n").entries
+    proc = Process(entry, real.ctx)
+    with caplog.at_level(logging.ERROR, logger="cluster_init"):
+        proc.start("1")
+        pid = proc.pid
+        wait_for(lambda: not alive(pid), what="the child to give up")  # a zombie now
+        real.registry.deliver(real.system.reap())  # its exit comes before its report is read
+    assert proc.state is S.CONFIGURED, "an exec failure is not taken for an exit"
+    assert proc.exec_failed and proc.pid is None and proc.starts == 0
+    assert "g:t1: cannot start: cannot exec /nonexistent/sh: No such file or directory" in caplog.text
 
 
 def test_real_child_starts_clean(real):
@@ -328,3 +340,82 @@ def test_real_child_starts_clean(real):
     assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     assert b"CLINIT_TAG=t1" in environ and b"CLINIT_LEVEL=1" in environ
+
+
+# ---- the exec reported later (the daemon's loop never waits for a child) ----
+
+
+@pytest.fixture
+def deferred():
+    rig = Rig()
+    rig.system.defer_reports = True
+    return rig
+
+
+def test_started_only_once_the_exec_is_reported(deferred):
+    proc = deferred.process("g:t1:1:once:sleep 5")
+    proc.start("1")
+    assert proc.state is S.RUNBG and proc.pid is not None, "forked, the exec not yet reported"
+    deferred.system.report(proc.pid)
+    deferred.registry.poll_descriptors()
+    assert proc.state is S.DONE and proc.starts == 1
+
+
+def test_an_exit_reaped_before_the_report_waits_for_it(deferred):
+    proc = deferred.process("g:t1:1:wait:true")
+    proc.start("1")
+    pid = proc.pid
+    deferred.exit("t1", 0)  # reaped first; the report is not readable yet
+    assert proc.state is S.RUNFG, "an exit is not taken before the exec's outcome"
+    deferred.system.report(pid)
+    deferred.registry.poll_descriptors()
+    assert deferred.states()[-2:] == ["RUNNING", "DONE"]
+
+
+def test_a_failed_exec_reaped_first_is_a_failure_not_an_exit(deferred):
+    proc = deferred.process("g:t1:1:test:true")
+    proc.start("1")
+    pid = proc.pid
+    deferred.system.report(pid, "cannot exec /bin/sh: No such file or directory")
+    deferred.exit("t1", 127)  # the reaper finds the exit; the report is read first
+    assert proc.state is S.CONFIGURED and proc.exec_failed
+    assert "TESTING" not in deferred.states()
+
+
+def test_a_stop_before_the_report_signals_once_the_child_has_exec_ed(deferred):
+    proc = deferred.process("g:t1:1:once:sleep 5")
+    proc.start("1")
+    proc.stop()
+    assert proc.state is S.STOPPING and deferred.system.signals == [], "no process group to signal yet"
+    deferred.system.report(proc.pid)
+    deferred.registry.poll_descriptors()
+    assert deferred.system.signals == [(proc.pid, signal.SIGINT)]
+    deferred.exit("t1", signum=signal.SIGINT)
+    assert proc.state is S.CONFIGURED
+
+
+def test_a_stop_before_the_fork_forks_nothing():
+    from cluster_init.registry import Registry
+
+    rig = Rig()
+    rig.ctx.registry = rig.registry = Registry(immediate=False)
+    proc = rig.process("g:t1:1:once:sleep 5")
+    proc.start("1")
+    assert rig.registry.spawns_waiting() == 1 and rig.system.spawned == []
+    proc.stop()
+    assert proc.state is S.CONFIGURED
+    assert rig.registry.run_spawns() == 0 and rig.system.spawned == []
+
+
+def test_forks_come_in_batches():
+    from cluster_init.registry import Registry
+
+    rig = Rig()
+    rig.ctx.registry = rig.registry = Registry(immediate=False)
+    procs = [rig.process(f"g:t{i}:1:once:sleep 5") for i in range(10)]
+    for proc in procs:
+        proc.start("1")
+    assert rig.registry.run_spawns(4) == 4 and len(rig.system.spawned) == 4
+    assert [proc.state for proc in procs[:5]] == [S.DONE] * 4 + [S.RUNBG]
+    assert rig.registry.run_spawns(4) == 4 and rig.registry.run_spawns(4) == 2
+    assert all(proc.state is S.DONE for proc in procs)

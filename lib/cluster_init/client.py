@@ -33,6 +33,29 @@ PERL_SHUTDOWN = (":::SHUTDOWN:::", "::SHUTDOWN::")
 _ERRORS = {CLTAB_REFUSED: CltabRefused, PERMISSION_DENIED: PermissionDenied, BUSY: Busy, TIMEOUT: Timeout}
 
 
+def _connect(connection, path, timeout):
+    """Connect, waiting (up to ``timeout``) while the daemon's listen queue is full."""
+    import time
+
+    deadline = None
+    while True:
+        try:
+            connection.connect(path)
+            return
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as error:
+            raise NotRunning(f"no clinit daemon answers on {path}: {error.strerror}") from None
+        except PermissionError as error:
+            raise PermissionDenied(f"cannot connect to {path}: {error.strerror}") from None
+        except BlockingIOError:  # the listen queue is full: the daemon is accepting
+            now = time.monotonic()
+            deadline = deadline or now + (timeout if timeout is not None else ANSWER_TIMEOUT)
+            if now >= deadline:
+                raise Busy(f"busy: the daemon on {path} did not accept within {timeout:g} s") from None
+            time.sleep(0.005)
+        except OSError as error:
+            raise Error(f"cannot connect to {path}: {error.strerror or error}") from None
+
+
 class ClinitWarning(UserWarning):
     """A warning the daemon gave with an answer (the request was done)."""
 
@@ -101,18 +124,7 @@ class Client:
         connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             connection.settimeout(timeout)
-            try:
-                connection.connect(path)
-            except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as error:
-                raise NotRunning(f"no clinit daemon answers on {path}: {error.strerror}") from None
-            except PermissionError as error:
-                raise PermissionDenied(f"cannot connect to {path}: {error.strerror}") from None
-            except BlockingIOError:
-                raise Busy(f"busy: the daemon on {path} has too many connections waiting") from None
-            except TimeoutError:
-                raise Busy(f"busy: the daemon on {path} did not accept within {timeout:g} s") from None
-            except OSError as error:
-                raise Error(f"cannot connect to {path}: {error.strerror or error}") from None
+            _connect(connection, path, timeout)
             line = Request(verb, (str(arg) for arg in args)).line().encode("utf-8")
             chunks = []
             try:

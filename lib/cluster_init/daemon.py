@@ -1,57 +1,58 @@
 """The clinit daemon: one process, one thread, one selector.
 
 The loop waits in ``selector.select(timeout)``, the timeout being the
-nearest deadline of any process machine, client connection or the
-clstat heartbeat; nothing polls.  It watches
+nearest deadline of any process machine, client connection, clstat
+retry or the clstat heartbeat; nothing polls.  It watches
 
-* the listening UNIX socket (new clients) and each client connection,
-  read and written without blocking, one request per connection
-  (protocol.py);
-* the self-pipe: SIGCHLD, SIGTERM, SIGINT and SIGHUP only make
-  ``signal.set_wakeup_fd`` write their number to a non-blocking,
-  close-on-exec socketpair.  After every wake-up the loop reaps with
-  ``waitpid(-1, WNOHANG)`` until nothing is left and hands each status
-  to the process machine that owns the pid, then fires due deadlines.
+* the socket and its connections (connections.py: accept, peer
+  credentials, reading requests, writing answers, limits);
+* the wake-up end of the signal box (signals.py): handlers record the
+  signals in a set, the wake-up byte only wakes the loop;
+* each child's exec report pipe, until the exec is reported (so the
+  loop never waits for a child), and each adopted process's pidfd.
 
-SIGTERM and SIGINT halt every group; the daemon exits when the last
-child is gone.  SIGHUP rereads the cltab.  The loop decides no policy:
-the group and process machines do.
+After every wake-up the loop handles the signals that arrived, reaps
+with ``waitpid(-1, WNOHANG)`` until nothing is left and hands each
+status to the process machine that owns the pid, forks the next batch
+of children that are waiting to start (at most SPAWN_BATCH a pass, so
+clients are served between batches), fires due deadlines, and writes
+clstat if a group changed.  The loop decides no policy: the group and
+process machines do.
 """
 
-import functools
+import gc
 import logging
 import os
 import random
+import resource
 import selectors
-import signal
 import socket
 import stat
 import sys
 
 from . import cltab as _cltab
 from . import settings as _settings
+from . import signals as _signals
 from . import socketlock
+from .connections import Server
 from .errors import CltabError, DaemonStartError
 from .group import Group
 from .logfile import LogFile, QuietStreamHandler
 from .process import Context, Timing
-from .protocol import CLTAB_REFUSED, MAX_REQUEST, TIMEOUT, WAIT_DEFAULT, Answer, ProtocolError, parse_request
+from .protocol import CLTAB_REFUSED, TIMEOUT, WAIT_DEFAULT, Answer
 from .registry import Registry
 from .states import SETTLED_GROUP_STATES, GroupState
 from .statusfile import StatusFile
-from .sysapi import RealSystem
+from .sysapi import RealSystem, describe_status
 from .version import VERSION
 
 log = logging.getLogger("cluster_init")
 
 HEARTBEAT = (30.0, 45.0)  # clstat is rewritten this often even when idle
-CLIENT_TIMEOUT = 30.0  # a client must send its request (and read the answer) this fast
-MAX_CONNECTIONS = 512
-HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def _on_signal(_signum, _frame):
-    """Does nothing: set_wakeup_fd has already written the signal number."""
+SPAWN_BATCH = 32  # children forked per loop pass
+CLSTAT_RETRY = 1.0  # seconds between attempts to write clstat after a failure
+# every signal and what the daemon does with it (clinit(8), SIGNALS)
+SIGNALS = {**_signals.HANDLED, **_signals.IGNORED}
 
 
 def resolve_paths(table, given, base):
@@ -91,15 +92,20 @@ def child_settings(table, base, paths, background):
     return directory, output
 
 
-class Connection:
-    """One client connection: what it sent, what we still have to send."""
+def raise_open_files_limit():
+    """Raise the soft RLIMIT_NOFILE to the hard one; the limits as they were.
 
-    def __init__(self, sock, deadline):
-        self.sock = sock
-        self.inbuf = bytearray()
-        self.outbuf = b""
-        self.deadline = deadline
-        self.waiting = None  # (group, level) of a pending wait request
+    One report pipe per child being started, up to MAX_CONNECTIONS
+    connections and waiters, pidfds and output files can pass the usual
+    soft limit of 1024; children get the original limits back.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as error:
+            log.warning("cannot raise the open files limit to %d: %s", hard, error)
+    return soft, hard
 
 
 class Daemon:
@@ -125,14 +131,14 @@ class Daemon:
         self.cltab_path = os.path.abspath(cltab)
         self.table, self.signature = _cltab.load_trusted(self.cltab_path)
         self.refused = None  # (signature, CltabError) of the last cltab refused
-        given = {"socket": socket, "clstat": clstat, "log": log, "pidfile": pidfile}
-        self.given = given
-        self.paths = resolve_paths(self.table, given, self.start_dir)
+        self.given = {"socket": socket, "clstat": clstat, "log": log, "pidfile": pidfile}
+        self.paths = resolve_paths(self.table, self.given, self.start_dir)
         self.system = system or RealSystem()
         umask = os.umask(0o022)
         os.umask(umask)
         self.system.umask = umask
-        self.registry = Registry()
+        self.selector = None
+        self.registry = Registry(immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
         directory, output = child_settings(self.table, self.start_dir, self.paths, background)
         environ = dict(os.environ)
         self.notify_socket = environ.pop("NOTIFY_SOCKET", None)  # for us, not for children
@@ -148,15 +154,12 @@ class Daemon:
         self.leaving = set()  # groups halting because they left the cltab
         self.clstat = StatusFile(self.paths["clstat"])
         self.clstat_dirty = False
+        self.clstat_retry_at = None
         self.halting = False
         self.log_to_stderr = log_to_stderr
-        self.connections = set()
-        self.selector = None
-        self.listener = None
-        self.socket_inode = None
+        self.server = None
+        self.signal_box = _signals.SignalBox()
         self.heartbeat_at = None
-        self._wakeup = None
-        self._saved_signals = None
         self._log_handlers = []
         self.logfile = None
         self.lock_fd = None  # the flock that makes us the one daemon on our socket
@@ -202,11 +205,7 @@ class Daemon:
         """Serve until a shutdown has halted every group; ``ready()`` once listening."""
         self._open_log()
         try:
-            self._listen()
-            self._install_signals()
-            self.selector = selectors.DefaultSelector()
-            self.selector.register(self.listener, selectors.EVENT_READ, self._on_accept)
-            self.selector.register(self._wakeup[0], selectors.EVENT_READ, self._on_signals)
+            self._start()
             log.info(
                 "clinit %s started, pid %d, cltab %s, socket %s",
                 VERSION,
@@ -215,7 +214,8 @@ class Daemon:
                 self.paths["socket"],
             )
             self._log_warnings(self.table)
-            self.clstat.write()
+            self._mark_clstat()
+            self._flush_clstat()
             self._schedule_heartbeat()
             if self.notify_socket:
                 sd_notify(self.notify_socket, f"READY=1\nMAINPID={os.getpid()}")
@@ -225,6 +225,24 @@ class Daemon:
             log.info("all groups halted; clinit exits")
         finally:
             self._close()
+
+    def _start(self):
+        self.selector = selectors.DefaultSelector()
+        self.system.nofile = raise_open_files_limit()
+        path = self.paths["socket"]
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        except OSError as error:
+            raise DaemonStartError(f"cannot create {os.path.dirname(path)}: {error.strerror}") from None
+        if self.lock_fd is None:
+            self.lock_fd = socketlock.acquire(path)
+        self.check_socket()
+        self.server = Server(self.selector, self.system.now, self._handle, self._wait_expired)
+        self.server.listen(path)
+        receiver = self.signal_box.install()
+        self.selector.register(receiver, selectors.EVENT_READ, _woken)
+        self.system.signals_changed()
+        gc.freeze()  # what exists now is never collected: forks touch fewer pages
 
     def _open_log(self):
         logger = logging.getLogger("cluster_init")
@@ -246,62 +264,14 @@ class Daemon:
         for handler in self._log_handlers:
             logger.addHandler(handler)
 
-    def _listen(self):
-        path = self.paths["socket"]
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        except OSError as error:
-            raise DaemonStartError(f"cannot create {os.path.dirname(path)}: {error.strerror}")
-        if self.lock_fd is None:
-            self.lock_fd = socketlock.acquire(path)
-        self.check_socket()
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o077)  # only our user (and root) may connect
-        try:
-            listener.bind(path)
-            listener.listen(128)
-        except OSError as error:
-            listener.close()
-            raise DaemonStartError(f"cannot listen on {path}: {error.strerror}") from None
-        finally:
-            os.umask(old_umask)
-        listener.setblocking(False)
-        self.listener = listener
-        self.socket_inode = os.stat(path).st_ino
-
-    def _install_signals(self):
-        receiver, sender = socket.socketpair()
-        receiver.setblocking(False)
-        sender.setblocking(False)
-        self._wakeup = (receiver, sender)
-        old_fd = signal.set_wakeup_fd(sender.fileno(), warn_on_full_buffer=False)
-        old_handlers = {signum: signal.signal(signum, _on_signal) for signum in HANDLED_SIGNALS}
-        self._saved_signals = (old_fd, old_handlers)
-
     def _close(self):
-        for connection in list(self.connections):
-            if connection.waiting is not None:
-                connection.outbuf = Answer(False, "the daemon has shut down").encode()
-            self._flush_and_close(connection)
+        if self.server is not None:
+            self.server.close(Answer(False, "the daemon has shut down"))
         if self.selector is not None:
             self.selector.close()
-        if self.listener is not None:
-            self.listener.close()
-            try:
-                if os.stat(self.paths["socket"]).st_ino == self.socket_inode:
-                    os.unlink(self.paths["socket"])
-            except OSError:
-                pass
         if self.halting and self._finished():
             self.clstat.unlink()
-        if self._saved_signals is not None:
-            old_fd, old_handlers = self._saved_signals
-            signal.set_wakeup_fd(old_fd)
-            for signum, handler in old_handlers.items():
-                signal.signal(signum, handler)
-        if self._wakeup is not None:
-            for end in self._wakeup:
-                end.close()
+        self.signal_box.restore()
         logger = logging.getLogger("cluster_init")
         for handler in self._log_handlers:
             logger.removeHandler(handler)
@@ -317,184 +287,123 @@ class Daemon:
         while not (self.halting and self._finished()):
             for key, mask in self.selector.select(self._timeout()):
                 key.data(key, mask)
+            self._on_signals(self.signal_box.take())
             self.registry.deliver(self.system.reap())
+            self.registry.run_spawns(SPAWN_BATCH)
             now = self.system.now()
             self.registry.fire_due(now)
-            self._expire_connections(now)
+            self.server.expire(now)
             if now >= self.heartbeat_at:
-                self.clstat_dirty = True
-                self._schedule_heartbeat()
+                self._heartbeat()
             self._flush_clstat()
 
-    def _flush_clstat(self):
-        """Write clstat if a group changed since it was last written.
+    def _timeout(self):
+        if self.registry.spawns_waiting():
+            return 0.0  # the next batch, once the clients that are ready are served
+        deadlines = [
+            self.heartbeat_at,
+            self.registry.next_deadline(),
+            self.server.next_deadline(),
+            self.clstat_retry_at,
+        ]
+        nearest = min(d for d in deadlines if d is not None)
+        return max(0.0, nearest - self.system.now())
 
-        Called once per wake-up and before any answer is sent, so that
-        a client that was answered finds clstat up to date.
-        """
-        if self.clstat_dirty:
-            self.clstat_dirty = False
-            self.clstat.write()
+    def _watch_fd(self, fd, callback):
+        self.selector.register(fd, selectors.EVENT_READ, lambda _key, _mask: callback())
+
+    def _unwatch_fd(self, fd):
+        try:
+            self.selector.unregister(fd)
+        except (KeyError, ValueError):
+            pass
 
     def _finished(self):
         return not self.registry.live_pids() and all(
             group.state is GroupState.CONFIGURED for group in self.groups.values()
         )
 
-    def _timeout(self):
-        deadlines = [self.heartbeat_at, self.registry.next_deadline()]
-        deadlines += [c.deadline for c in self.connections if c.deadline is not None]
-        nearest = min(d for d in deadlines if d is not None)
-        return max(0.0, nearest - self.system.now())
-
     def _schedule_heartbeat(self):
         self.heartbeat_at = self.system.now() + random.uniform(*HEARTBEAT)
 
-    def _on_signals(self, key, _mask):
-        while True:
-            try:
-                data = key.fileobj.recv(4096)
-            except (BlockingIOError, InterruptedError):
-                break
-            if not data:
-                break
-            for signum in data:
-                if signum in (signal.SIGTERM, signal.SIGINT):
-                    self.shutdown(f"signal {signal.Signals(signum).name}")
-                elif signum == signal.SIGHUP:
-                    self._reopen_log()
-                    try:
-                        self.reread()
-                    except CltabError:
-                        pass  # logged; the last good cltab stays
+    def _heartbeat(self):
+        """clstat is rewritten even when nothing changed; a lost socket is bound again."""
+        self._mark_clstat()
+        self._check_socket_file()
+        self._schedule_heartbeat()
+
+    def _check_socket_file(self):
+        if not self.server.socket_is_ours():
+            self.server.relisten()
+
+    def _mark_clstat(self):
+        self.clstat_dirty = True
+        self.clstat_retry_at = None
+
+    def _flush_clstat(self):
+        """Write clstat if a group changed since it was last written.
+
+        Called once per wake-up and before any answer is sent, so that a
+        client that was answered finds clstat up to date.  A write that
+        fails is tried again at every wake-up and at least every
+        CLSTAT_RETRY seconds until it succeeds.
+        """
+        if not self.clstat_dirty:
+            return
+        if self.clstat.write():
+            self.clstat_dirty = False
+            self.clstat_retry_at = None
+        else:
+            self.clstat_retry_at = self.system.now() + CLSTAT_RETRY
+
+    def _on_signals(self, pending):
+        for signum in sorted(pending):
+            if signum in (_signals.signal.SIGTERM, _signals.signal.SIGINT):
+                self.shutdown(f"signal {_signals.signal.Signals(signum).name}")
+            elif signum == _signals.signal.SIGHUP:
+                self._reopen_log()
+                self._check_socket_file()
+                try:
+                    self.reread()
+                except CltabError:
+                    pass  # logged; the last good cltab stays
+            elif signum == _signals.signal.SIGUSR1:
+                self.dump()
+            elif signum != _signals.signal.SIGCHLD:
+                log.info("ignoring signal %s", _signals.signal.Signals(signum).name)
+
+    def dump(self):
+        """SIGUSR1: the state of every group and entry, to the log."""
+        log.info("state dump: %d group(s), %d process(es) running", len(self.groups), len(self.registry.live_pids()))
+        for name, group in self.groups.items():
+            log.info("group %s: level %s %s", name, group.level, group.state)
+            for tag, proc in group.procs.items():
+                last = describe_status(proc.status) if proc.status is not None else "-"
+                log.info(
+                    "  %s:%s: %s, pid %s, started %d time(s), last exit %s",
+                    name,
+                    tag,
+                    proc.state,
+                    proc.pid if proc.pid is not None else "-",
+                    proc.starts,
+                    last,
+                )
 
     # ---- clients ----------------------------------------------------------
 
-    def _on_accept(self, key, _mask):
-        while True:
-            try:
-                sock, _address = key.fileobj.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:
-                log.error("accept failed: %s", error)
-                return
-            if len(self.connections) >= MAX_CONNECTIONS:
-                log.warning("too many clients; refusing one")
-                sock.close()
-                continue
-            sock.setblocking(False)
-            connection = Connection(sock, self.system.now() + CLIENT_TIMEOUT)
-            self.connections.add(connection)
-            self.selector.register(
-                sock, selectors.EVENT_READ, functools.partial(self._on_client, connection)
-            )
-
-    def _on_client(self, connection, _key, mask):
-        if mask & selectors.EVENT_READ:
-            self._read(connection)
-        if mask & selectors.EVENT_WRITE and connection in self.connections:
-            self._write(connection)
-
-    def _read(self, connection):
-        try:
-            data = connection.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(connection)
-            return
-        if connection.waiting is not None:
-            if not data:  # the waiting client went away
-                self._drop(connection)
-            return
-        if not data:
-            if connection.inbuf:  # a last request without its newline
-                line, connection.inbuf = bytes(connection.inbuf), bytearray()
-                self._handle(connection, line)
-            else:
-                self._drop(connection)
-            return
-        connection.inbuf += data
-        end = connection.inbuf.find(b"\n")
-        if end < 0:
-            if len(connection.inbuf) > MAX_REQUEST:
-                log.warning("client error: request longer than %d bytes", MAX_REQUEST)
-                self._answer(connection, Answer(False, f"request longer than {MAX_REQUEST} bytes"))
-            return
-        line = bytes(connection.inbuf[:end])
-        connection.inbuf = bytearray()
-        self._handle(connection, line)
-
-    def _handle(self, connection, line):
-        try:
-            request = parse_request(line)
-        except ProtocolError as error:
-            log.warning("client error: %s", error)
-            self._answer(connection, Answer(False, str(error)))
-            return
+    def _handle(self, connection, request):
         try:
             answer = self._handlers[request.verb](connection, *request.args)
         except Exception as error:  # a bug must not take the daemon down
             log.exception("internal error handling %r", request.line().strip())
             answer = Answer(False, f"internal error: {error}")
         if answer is not None:
-            self._answer(connection, answer)
+            self._flush_clstat()
+        return answer
 
-    def _answer(self, connection, answer):
-        self._flush_clstat()
-        connection.waiting = None
-        connection.outbuf = answer.encode()
-        connection.deadline = self.system.now() + CLIENT_TIMEOUT
-        self.selector.modify(
-            connection.sock, selectors.EVENT_WRITE, functools.partial(self._on_client, connection)
-        )
-        self._write(connection)
-
-    def _write(self, connection):
-        try:
-            sent = connection.sock.send(connection.outbuf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(connection)
-            return
-        connection.outbuf = connection.outbuf[sent:]
-        if not connection.outbuf:
-            self._drop(connection)
-
-    def _drop(self, connection):
-        self.connections.discard(connection)
-        try:
-            self.selector.unregister(connection.sock)
-        except (KeyError, ValueError):
-            pass
-        connection.sock.close()
-
-    def _flush_and_close(self, connection):
-        if connection.outbuf:
-            try:
-                connection.sock.setblocking(True)
-                connection.sock.settimeout(1.0)
-                connection.sock.sendall(connection.outbuf)
-            except OSError:
-                pass
-        self._drop(connection)
-
-    def _expire_connections(self, now):
-        for connection in list(self.connections):
-            if connection.deadline is None or connection.deadline > now:
-                continue
-            if connection.outbuf:
-                self._drop(connection)  # it does not read its answer
-            elif connection.waiting is not None:
-                group, level, seconds = connection.waiting
-                self._answer(
-                    connection, Answer(False, f"{TIMEOUT}: {group} did not settle at level {level} within {seconds:g} s")
-                )
-            else:
-                log.warning("client error: no request within %g s", CLIENT_TIMEOUT)
-                self._answer(connection, Answer(False, "timed out waiting for a request"))
+    def _wait_expired(self, connection):
+        group, level, seconds = connection.waiting
+        return Answer(False, f"{TIMEOUT}: {group} did not settle at level {level} within {seconds:g} s")
 
     # ---- requests ---------------------------------------------------------
 
@@ -578,21 +487,24 @@ class Daemon:
 
     def _group_changed(self, group):
         self.clstat.update(group.name, group.level, group.state.value)
-        self.clstat_dirty = True
+        self._mark_clstat()
         gone = group.name in self.leaving and group.state is GroupState.CONFIGURED
         if gone:
             self.leaving.discard(group.name)
             del self.groups[group.name]
             self.clstat.remove(group.name)
             log.info("group %s left the cltab and is halted", group.name)
-        for connection in list(self.connections):
-            if connection.waiting is not None and connection.waiting[0] == group.name:
+        if self.server is None:
+            return
+        for connection in self.server.waiting():
+            if connection.waiting[0] == group.name:
                 if gone:
                     answer = Answer(False, f"{group.name} left the cltab and was halted")
                 else:
                     answer = self._wait_answer(*connection.waiting[:2])
                 if answer is not None:
-                    self._answer(connection, answer)
+                    self._flush_clstat()
+                    self.server.answer(connection, answer)
 
     def reread(self):
         """Reread the cltab if it changed; True if it did.
@@ -668,3 +580,7 @@ class Daemon:
         log.info(
             "cltab %s reread: %d entries in %d groups", self.cltab_path, len(table.entries), len(names)
         )
+
+
+def _woken(_key, _mask):
+    """The signal box's wake-up byte: the loop looks at the pending set after select."""

@@ -8,14 +8,22 @@ the test advances, so machine tests run without processes or sleeps.
 A System has these operations:
 
 ``spawn(command, env, directory=None, output=None)``
-    Run ``/bin/sh -c command`` in a new session and process group with
-    default signal dispositions, an empty signal mask, stdin from
-    /dev/null, stdout and stderr appended to the file ``output`` (or,
-    when None, those of the daemon), in ``directory`` (or the daemon's),
-    with the umask and the open-file limit the daemon was started with,
-    and no other descriptor of ours.  Returns the pid once the exec has
-    succeeded; raises SpawnError if the fork, the output file or the
-    exec failed.
+    Fork a child that runs ``/bin/sh -c command`` in a new session and
+    process group with default signal dispositions, an empty signal
+    mask, stdin from /dev/null, stdout and stderr appended to the file
+    ``output`` (or, when None, those of the daemon), in ``directory``
+    (or the daemon's), with the umask and the open-file limit the daemon
+    was started with, and no other descriptor of ours.  Returns at once,
+    without waiting for the exec: ``(pid, report)``, where ``report`` is
+    the read end of the child's close-on-exec report pipe (a descriptor
+    the loop watches), or None when the outcome is already known to be
+    a success.  Raises SpawnError if the fork or the output file failed.
+``read_report(report)``
+    The exec's outcome, without blocking: ``b""`` (it succeeded), the
+    reason it failed, or None (not known yet: ask again when the
+    descriptor is readable).
+``discard_report(report)``
+    Close a report pipe whose outcome no longer matters.
 ``reopen_outputs()``
     Forget the output files opened so far (after a log rotation): the
     next children open them again.
@@ -102,10 +110,6 @@ def changed_signals():
     return changed
 
 
-class ChildError(Exception):
-    """What went wrong in the child before the exec, said plainly."""
-
-
 def _child_after_fork(command, env, error_pipe, setup):
     """In the child: set up the process and exec the shell.  Never returns."""
     step = "set up the child"
@@ -168,6 +172,11 @@ class RealSystem:
         self.umask = None
         self.nofile = None
         self._outputs = {}  # path -> fd opened for append
+        self._reset_signals = None
+
+    def signals_changed(self):
+        """The daemon changed signal dispositions: look again at the next spawn."""
+        self._reset_signals = None
 
     def _output_fd(self, path):
         fd = self._outputs.get(path)
@@ -185,14 +194,19 @@ class RealSystem:
             os.close(fd)
 
     def spawn(self, command, env, directory=None, output=None):
+        if self._reset_signals is None:
+            self._reset_signals = tuple(changed_signals())
         setup = ChildSetup(
-            reset_signals=tuple(changed_signals()),
+            reset_signals=self._reset_signals,
             umask=self.umask,
             nofile=self.nofile,
             directory=directory,
             output_fd=None if output is None else self._output_fd(output),
         )
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as error:
+            raise SpawnError(f"cannot make a pipe: {error.strerror}") from None
         try:
             pid = os.fork()
         except OSError as error:
@@ -203,14 +217,22 @@ class RealSystem:
             os.close(read_end)
             _child_after_fork(command, env, write_end, setup)
         os.close(write_end)
+        return pid, read_end
+
+    def read_report(self, report):
+        """What a child wrote on its report pipe before its exec: ``b""`` when the
+        exec succeeded, the reason when it failed, None when it cannot be told yet.
+        The pipe is closed once its outcome is known."""
         try:
-            report = read_to_eof(read_end)
-        finally:
-            os.close(read_end)
-        if report:
-            os.waitpid(pid, 0)
-            raise SpawnError(report.decode("utf-8", "replace"))
-        return pid
+            # the child writes its reason in one write (shorter than PIPE_BUF), or nothing
+            data = os.read(report, 4096)
+        except BlockingIOError:
+            return None  # the child (or a sibling being forked) still holds the write end
+        os.close(report)
+        return data
+
+    def discard_report(self, report):
+        os.close(report)
 
     def signal_group(self, pgid, signum):
         try:
@@ -261,6 +283,8 @@ class FakeSystem:
         self.signals = []
         self.live = set()
         self.fail_spawns = 0
+        self.defer_reports = False  # True: execs succeed or fail when the test says
+        self.reports = {}  # pid -> outcome (b"" or reason), once the test said
         self._exited = []
 
     def spawn(self, command, env, directory=None, output=None):
@@ -271,7 +295,17 @@ class FakeSystem:
         self.next_pid += 1
         self.spawned.append(Spawned(pid, command, dict(env), directory, output))
         self.live.add(pid)
-        return pid
+        return pid, (pid if self.defer_reports else None)
+
+    def read_report(self, report):
+        return self.reports.pop(report, None)
+
+    def discard_report(self, report):
+        self.reports.pop(report, None)
+
+    def report(self, pid, reason=""):
+        """With ``defer_reports``: the child ``pid`` has exec'ed ("") or failed (reason)."""
+        self.reports[pid] = reason.encode()
 
     def signal_group(self, pgid, signum):
         self.signals.append((pgid, signum))
