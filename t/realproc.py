@@ -41,7 +41,6 @@ class RealRig:
         deadline = time.monotonic() + timeout
         while True:
             self.started_pids.update(self.registry.live_pids())
-            self.registry.poll_descriptors()
             self.registry.deliver(self.system.reap())
             self.registry.fire_due(self.system.now())
             if predicate():

@@ -263,8 +263,7 @@ def test_real_wait_runs_and_stops(real):
     (entry,) = cltab.parse("g:t1:1:wait:exec sleep 30\n").entries
     proc = Process(entry, real.ctx)
     proc.start("1")
-    assert proc.state is S.RUNFG, "forked; the exec is not reported yet"
-    real.drive_until(lambda: proc.state is S.RUNNING)
+    assert proc.state is S.RUNNING, "running once the shell was exec'ed"
     pid = proc.pid
     assert alive(pid)
     assert os.getpgid(pid) == pid and os.getsid(pid) == pid, "own session and process group"
@@ -300,7 +299,7 @@ def test_real_test_mode(real):
     assert os.waitstatus_to_exitcode(no.status) == 3
 
 
-def test_real_exec_failure_is_reported_not_taken_for_an_exit(real, monkeypatch, caplog):
+def test_real_exec_failure_is_a_failure_not_an_exit(real, monkeypatch, caplog):
     from cluster_init import cltab
 
     monkeypatch.setattr(sysapi, "SHELL", "/nonexistent/sh")
@@ -308,11 +307,9 @@ def test_real_exec_failure_is_reported_not_taken_for_an_exit(real, monkeypatch, 
     proc = Process(entry, real.ctx)
     with caplog.at_level(logging.ERROR, logger="cluster_init"):
         proc.start("1")
-        pid = proc.pid
-        wait_for(lambda: not alive(pid), what="the child to give up")  # a zombie now
-        real.registry.deliver(real.system.reap())  # its exit comes before its report is read
     assert proc.state is S.CONFIGURED, "an exec failure is not taken for an exit"
     assert proc.exec_failed and proc.pid is None and proc.starts == 0
+    assert real.system.reap() == [], "the child that could not exec is reaped already"
     assert "g:t1: cannot start: cannot exec /nonexistent/sh: No such file or directory" in caplog.text
 
 
@@ -321,8 +318,9 @@ def test_real_child_starts_clean(real):
     from cluster_init import cltab
 
     leaked_r, leaked_w = os.pipe()
-    os.set_inheritable(leaked_r, True)
+    os.set_inheritable(leaked_r, True)  # as if inherited by the daemon when it started
     os.set_inheritable(leaked_w, True)
+    real.system.seal_descriptors()  # what the daemon does at start
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     try:
         (entry,) = cltab.parse("g:t1:1:once:exec sleep 30\n").entries
@@ -342,56 +340,7 @@ def test_real_child_starts_clean(real):
     assert b"CLINIT_TAG=t1" in environ and b"CLINIT_LEVEL=1" in environ
 
 
-# ---- the exec reported later (the daemon's loop never waits for a child) ----
-
-
-@pytest.fixture
-def deferred():
-    rig = Rig()
-    rig.system.defer_reports = True
-    return rig
-
-
-def test_started_only_once_the_exec_is_reported(deferred):
-    proc = deferred.process("g:t1:1:once:sleep 5")
-    proc.start("1")
-    assert proc.state is S.RUNBG and proc.pid is not None, "forked, the exec not yet reported"
-    deferred.system.report(proc.pid)
-    deferred.registry.poll_descriptors()
-    assert proc.state is S.DONE and proc.starts == 1
-
-
-def test_an_exit_reaped_before_the_report_waits_for_it(deferred):
-    proc = deferred.process("g:t1:1:wait:true")
-    proc.start("1")
-    pid = proc.pid
-    deferred.exit("t1", 0)  # reaped first; the report is not readable yet
-    assert proc.state is S.RUNFG, "an exit is not taken before the exec's outcome"
-    deferred.system.report(pid)
-    deferred.registry.poll_descriptors()
-    assert deferred.states()[-2:] == ["RUNNING", "DONE"]
-
-
-def test_a_failed_exec_reaped_first_is_a_failure_not_an_exit(deferred):
-    proc = deferred.process("g:t1:1:test:true")
-    proc.start("1")
-    pid = proc.pid
-    deferred.system.report(pid, "cannot exec /bin/sh: No such file or directory")
-    deferred.exit("t1", 127)  # the reaper finds the exit; the report is read first
-    assert proc.state is S.CONFIGURED and proc.exec_failed
-    assert "TESTING" not in deferred.states()
-
-
-def test_a_stop_before_the_report_signals_once_the_child_has_exec_ed(deferred):
-    proc = deferred.process("g:t1:1:once:sleep 5")
-    proc.start("1")
-    proc.stop()
-    assert proc.state is S.STOPPING and deferred.system.signals == [], "no process group to signal yet"
-    deferred.system.report(proc.pid)
-    deferred.registry.poll_descriptors()
-    assert deferred.system.signals == [(proc.pid, signal.SIGINT)]
-    deferred.exit("t1", signum=signal.SIGINT)
-    assert proc.state is S.CONFIGURED
+# ---- starts in batches (the daemon's loop serves clients between them) ----
 
 
 def test_a_stop_before_the_fork_forks_nothing():

@@ -2,7 +2,7 @@
 
 import os
 
-from daemon_rig import marked_pids
+from daemon_rig import marked_pids, wait_for
 
 
 def test_shutdown(node):
@@ -18,7 +18,7 @@ def test_shutdown_stops_every_child(node):
     node.start()
     node.settle("pidgrp", "1")
     node.tell("bazgrp", "1")
-    assert len(marked_pids(node.mark)) >= 3  # daemon and two groups' commands
+    wait_for(lambda: len(marked_pids(node.mark)) >= 3, what="the daemon and two groups' commands")
     node.shutdown()
     assert marked_pids(node.mark) == [], "no child outlives the daemon"
 

@@ -70,7 +70,7 @@ def _become_daemon(daemon, pidlock, report):
     code = 1
     context = python_daemon.DaemonContext(
         working_directory="/",
-        umask=0o022,
+        umask=daemon.umask,  # the children's: spawned children inherit the daemon's
         pidfile=pidlock,
         detach_process=True,
         files_preserve=[report],

@@ -12,6 +12,8 @@ bad line, so that one mistake does not hide the next.
 """
 
 import dataclasses
+import functools
+import re
 
 from .errors import CltabError
 from .trust import cltab_problems
@@ -70,13 +72,20 @@ class Cltab:
     settings: dict = dataclasses.field(default_factory=dict)
     warnings: tuple = ()  # (line, message) of lines that were ignored
 
+    @functools.cached_property
+    def _by_group(self):
+        by_group = {}
+        for entry in self.entries:
+            by_group.setdefault(entry.group, []).append(entry)
+        return {name: tuple(entries) for name, entries in by_group.items()}
+
     def groups(self):
         """The group names, in order of first appearance."""
-        return tuple(dict.fromkeys(entry.group for entry in self.entries))
+        return tuple(self._by_group)
 
     def entries_of(self, group):
         """The group's entries, in file order."""
-        return tuple(entry for entry in self.entries if entry.group == group)
+        return self._by_group.get(group, ())
 
     def setting(self, name, default=None):
         """The value of a setting: the cltab's, else ``default``, else ours."""
@@ -87,12 +96,7 @@ class Cltab:
         return DEFAULT_SETTINGS.get(name)
 
 
-def _has_space(text):
-    return any(char.isspace() for char in text)
-
-
-def _has_control(text):
-    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+_BAD_NAME_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def _check_entry(fields):
@@ -102,7 +106,7 @@ def _check_entry(fields):
     for what, value in (("group", group), ("tag", tag), ("levels", levels)):
         if not value:
             problems.append(f"empty {what}")
-        elif _has_space(value) or _has_control(value):
+        elif _BAD_NAME_CHARACTER.search(value):
             problems.append(f"{what} {value!r} contains whitespace or a control character")
     if not command.strip():
         problems.append("empty command")

@@ -8,15 +8,16 @@ retry or the clstat heartbeat; nothing polls.  It watches
   credentials, reading requests, writing answers, limits);
 * the wake-up end of the signal box (signals.py): handlers record the
   signals in a set, the wake-up byte only wakes the loop;
-* each child's exec report pipe, until the exec is reported (so the
-  loop never waits for a child), and each adopted process's pidfd.
+* each adopted process's pidfd (processes a dead predecessor left).
 
 After every wake-up the loop handles the signals that arrived, reaps
 with ``waitpid(-1, WNOHANG)`` until nothing is left and hands each
-status to the process machine that owns the pid, forks the next batch
-of children that are waiting to start (at most SPAWN_BATCH a pass, so
-clients are served between batches), fires due deadlines, and writes
-clstat if a group changed.  The loop decides no policy: the group and
+status to the process machine that owns the pid, starts the next batch
+of children that are waiting to start (at most SPAWN_BATCH, or
+SPAWN_BUDGET seconds' worth, a pass, each
+spawn returning as soon as the child has exec'ed, so clients are served
+between batches), fires due deadlines, and writes clstat if a group
+changed.  The loop decides no policy: the group and
 process machines do.
 """
 
@@ -49,7 +50,8 @@ from .version import VERSION
 log = logging.getLogger("cluster_init")
 
 HEARTBEAT = (30.0, 45.0)  # clstat is rewritten this often even when idle
-SPAWN_BATCH = 32  # children forked per loop pass
+SPAWN_BATCH = 32  # children started per loop pass, at most
+SPAWN_BUDGET = 0.010  # seconds of starting children per loop pass, at most
 CLSTAT_RETRY = 1.0  # seconds between attempts to write clstat after a failure
 # every signal and what the daemon does with it (clinit(8), SIGNALS)
 SIGNALS = {**_signals.HANDLED, **_signals.IGNORED}
@@ -134,9 +136,8 @@ class Daemon:
         self.given = {"socket": socket, "clstat": clstat, "log": log, "pidfile": pidfile}
         self.paths = resolve_paths(self.table, self.given, self.start_dir)
         self.system = system or RealSystem()
-        umask = os.umask(0o022)
-        os.umask(umask)
-        self.system.umask = umask
+        self.umask = os.umask(0o022)  # children's; clinit -d -b keeps it as the daemon's
+        os.umask(self.umask)
         self.selector = None
         self.registry = Registry(immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
         directory, output = child_settings(self.table, self.start_dir, self.paths, background)
@@ -154,6 +155,7 @@ class Daemon:
         self.leaving = set()  # groups halting because they left the cltab
         self.clstat = StatusFile(self.paths["clstat"])
         self.clstat_dirty = False
+        self.clstat_forced = False  # the heartbeat: rewrite even an unchanged clstat
         self.clstat_retry_at = None
         self.halting = False
         self.log_to_stderr = log_to_stderr
@@ -215,6 +217,7 @@ class Daemon:
             )
             self._log_warnings(self.table)
             self._mark_clstat()
+            self.clstat_forced = True
             self._flush_clstat()
             self._schedule_heartbeat()
             if self.notify_socket:
@@ -242,7 +245,8 @@ class Daemon:
         receiver = self.signal_box.install()
         self.selector.register(receiver, selectors.EVENT_READ, _woken)
         self.system.signals_changed()
-        gc.freeze()  # what exists now is never collected: forks touch fewer pages
+        self.system.seal_descriptors()
+        gc.freeze()  # what exists now is never collected: less for the collector to walk
 
     def _open_log(self):
         logger = logging.getLogger("cluster_init")
@@ -289,7 +293,9 @@ class Daemon:
                 key.data(key, mask)
             self._on_signals(self.signal_box.take())
             self.registry.deliver(self.system.reap())
-            self.registry.run_spawns(SPAWN_BATCH)
+            if self.registry.spawns_waiting():
+                with self.system.spawning():
+                    self.registry.run_spawns(SPAWN_BATCH, until=self.system.now() + SPAWN_BUDGET)
             now = self.system.now()
             self.registry.fire_due(now)
             self.server.expire(now)
@@ -329,6 +335,7 @@ class Daemon:
     def _heartbeat(self):
         """clstat is rewritten even when nothing changed; a lost socket is bound again."""
         self._mark_clstat()
+        self.clstat_forced = True
         self._check_socket_file()
         self._schedule_heartbeat()
 
@@ -350,8 +357,8 @@ class Daemon:
         """
         if not self.clstat_dirty:
             return
-        if self.clstat.write():
-            self.clstat_dirty = False
+        if self.clstat.write(force=self.clstat_forced):
+            self.clstat_dirty = self.clstat_forced = False
             self.clstat_retry_at = None
         else:
             self.clstat_retry_at = self.system.now() + CLSTAT_RETRY

@@ -34,6 +34,11 @@ _STILL_STARTING = frozenset({ProcState.SETUP, ProcState.RUNBG})
 _SETTLED_DONE = frozenset({ProcState.DONE, ProcState.PASS, ProcState.PAUSING})
 
 
+def _unsettled(proc):
+    """True while the group must wait for ``proc`` before it settles."""
+    return proc.busy or proc.state in _STILL_STARTING
+
+
 class Group(Machine):
     """One resource group.  See the module docstring."""
 
@@ -50,6 +55,7 @@ class Group(Machine):
         self.level = None  # the level the group is at (or starting)
         self.target = None  # the level it was last told
         self.procs = {}  # tag -> Process, for entries that have a machine
+        self._unsettled = set()  # in CHECKING: the level's processes not settled yet
 
     # what the daemon calls
     def tell(self, level):
@@ -98,8 +104,12 @@ class Group(Machine):
             if proc is not None
         ]
 
-    def _proc_changed(self, _proc):
-        self.post(E.PROC)
+    def _is_level_proc(self, proc):
+        entry = proc.entry
+        return self.procs.get(entry.tag) is proc and entry.mode != "off" and entry.has_level(self.level)
+
+    def _proc_changed(self, proc):
+        self.post(E.PROC, proc)
 
     def _forget(self, tag):
         self.ctx.registry.remove(self.procs.pop(tag))
@@ -124,10 +134,21 @@ class Group(Machine):
                 return None  # its exit will bring us back here
         return E.ALL_STARTED
 
-    def _check_procs(self, _arg):
-        procs = self._level_procs()
-        if any(proc.busy or proc.state in _STILL_STARTING for proc in procs):
+    def _continue_start(self, _proc):
+        return self._start_next(None)
+
+    def _check_procs(self, proc):
+        """Settled yet?  Each process's change costs O(1) until the last one settles."""
+        if proc is None:  # entering CHECKING: which of the level's processes do we wait for
+            self._unsettled = {p for p in self._level_procs() if _unsettled(p)}
+        elif _unsettled(proc):
+            if self._is_level_proc(proc):
+                self._unsettled.add(proc)
+        else:
+            self._unsettled.discard(proc)
+        if self._unsettled:
             return None
+        procs = self._level_procs()
         if any(proc.state is ProcState.FAIL or proc.exec_failed for proc in procs):
             return E.ANY_FAILED
         if procs and all(proc.state is ProcState.PASS for proc in procs):
@@ -182,7 +203,7 @@ Group.TABLE = {
     (S.CONFIGURED, E.TELL): (S.STARTING, Group._start_next),
     (S.CONFIGURED, E.HALT): (S.CONFIGURED, None),
     (S.CONFIGURED, E.PROC): (S.CONFIGURED, None),  # (+)
-    (S.STARTING, E.PROC): (S.STARTING, Group._start_next),
+    (S.STARTING, E.PROC): (S.STARTING, Group._continue_start),
     (S.STARTING, E.ALL_STARTED): (S.CHECKING, Group._check_procs),
     (S.STARTING, E.TELL): (S.STOPPING, Group._stop_old),
     (S.STARTING, E.HALT): (S.HALTING, Group._halt_group),

@@ -110,8 +110,6 @@ class Process(Machine):
         self.rapid_restarts = 0
         self.starts = 0  # how many times the command was started
         self.since = context.system.now()  # when the machine entered its state
-        self.report = None  # the child's exec report pipe, until its outcome is known
-        self.early_exit = None  # an exit reaped before the report was read
         self._signals_left = ()
         context.registry.add(self)
 
@@ -123,17 +121,11 @@ class Process(Machine):
         self.post(E.STOP)
 
     def exited(self, pid, status):
-        if pid != self.pid:
-            return
-        if self.report is not None:
-            self.poll()  # the exec's outcome first: a failed exec is not an exit
-            if self.report is not None:
-                self.early_exit = status  # delivered once the outcome is known
-                return
-        self.post(E.EXITED, status)
+        if pid == self.pid:
+            self.post(E.EXITED, status)
 
     def fork(self):
-        """The registry's turn for us: fork the child (the exec is reported later)."""
+        """The registry's turn for us: start the child; STARTED or EXEC_FAILED follows."""
         env = dict(self.ctx.environ)
         env.update(
             CLINIT_GROUP=self.entry.group,
@@ -141,54 +133,24 @@ class Process(Machine):
             CLINIT_LEVEL=self.level if self.level is not None else "",
         )
         try:
-            pid, report = self.ctx.system.spawn(
+            pid = self.ctx.system.spawn(
                 self.entry.command,
                 env,
                 directory=self.ctx.directory,
                 output=output_path(self.ctx.output, self.entry),
             )
         except SpawnError as error:
-            self._exec_failed(error)
+            log.error("%s: cannot start: %s", self.describe(), error)
+            self.exec_failed = True
+            self.post(E.EXEC_FAILED)
             return
         self.pid = pid
         self.last_start = self.ctx.system.now()
-        self.ctx.registry.watch(pid, self)
-        if report is None:
-            self._exec_done()
-        else:
-            self.report = report
-            self.ctx.registry.watch_descriptor(report, self, self.poll)
-
-    def poll(self):
-        """Read the exec's outcome if it is known now (the report pipe is readable)."""
-        if self.report is None:
-            return
-        outcome = self.ctx.system.read_report(self.report)
-        if outcome is None:
-            return
-        self.ctx.registry.forget_descriptor(self.report)
-        self.report = None
-        if outcome:
-            self.ctx.registry.unwatch(self.pid)
-            self.pid = None
-            self.early_exit = None
-            self._exec_failed(outcome.decode("utf-8", "replace"))
-            return
-        self._exec_done()
-        if self.early_exit is not None:
-            status, self.early_exit = self.early_exit, None
-            self.post(E.EXITED, status)
-
-    def _exec_done(self):
-        log.info("%s: started pid %d: %s", self.describe(), self.pid, self.entry.command)
         self.starts += 1
         self.exec_failed = False
+        self.ctx.registry.watch(pid, self)
+        log.info("%s: started pid %d: %s", self.describe(), pid, self.entry.command)
         self.post(E.STARTED)
-
-    def _exec_failed(self, reason):
-        log.error("%s: cannot start: %s", self.describe(), reason)
-        self.exec_failed = True
-        self.post(E.EXEC_FAILED)
 
     def timeout(self):
         self.deadline = None
@@ -222,7 +184,7 @@ class Process(Machine):
         return _MODE_VERDICTS[self.entry.mode]
 
     def _exec(self, _arg):
-        """Ask for the fork; STARTED or EXEC_FAILED come once the exec is reported."""
+        """Ask for the spawn: at once, or in the loop's next batch (see Registry)."""
         self.ctx.registry.want_spawn(self)
 
     def _record_exit(self, status):
@@ -266,8 +228,6 @@ class Process(Machine):
             (signal.SIGTERM, timing.kill_delay),
             (signal.SIGKILL, None),
         )
-        if self.report is not None:
-            return None  # forked, not yet exec'ed: signals once the exec is reported
         return self._signal_next(None)
 
     def _signal_next(self, _arg):
@@ -287,10 +247,8 @@ class Process(Machine):
 
 
 # The whole machine.  Rows marked (+) are ours, not the Perl diagram's:
-# explicit no-ops where the Perl one logged a stray event, the respawn
-# hold-back ending on our own clock's TIMEOUT, and a stop that comes
-# between the fork and the exec's report (the child may not have its own
-# process group yet, so the first signal waits for the report).
+# explicit no-ops where the Perl one logged a stray event, and the
+# respawn hold-back ending on our own clock's TIMEOUT.
 Process.TABLE = {
     (S.CONFIGURED, E.START): (S.SETUP, Process._check_mode),
     (S.CONFIGURED, E.STOP): (S.CONFIGURED, None),  # (+) halting a stopped entry
@@ -327,8 +285,6 @@ Process.TABLE = {
     (S.STOPPING, E.TIMEOUT): (S.STOPPING, Process._signal_next),
     (S.STOPPING, E.EXITED): (S.CONFIGURED, Process._stopped),
     (S.STOPPING, E.STOP): (S.STOPPING, None),  # (+) already stopping
-    (S.STOPPING, E.STARTED): (S.STOPPING, Process._signal_next),  # (+) exec reported: signal now
-    (S.STOPPING, E.EXEC_FAILED): (S.CONFIGURED, Process._stopped),  # (+) it never ran
     (S.TESTING, E.RC_ZERO): (S.PASS, None),
     (S.TESTING, E.RC_NONZERO): (S.FAIL, None),
     (S.TESTING, E.STOP): (S.CONFIGURED, None),

@@ -111,11 +111,14 @@ class Registry:
     def spawns_waiting(self):
         return len(self._to_spawn)
 
-    def run_spawns(self, limit=None):
-        """Fork for up to ``limit`` waiting machines (all of them when None)."""
+    def run_spawns(self, limit=None, until=None):
+        """Start up to ``limit`` waiting machines (all of them when None), and
+        none once the clock of the first one's system reads ``until``."""
         done = 0
         while self._to_spawn and (limit is None or done < limit):
             machine = next(iter(self._to_spawn))
+            if until is not None and done and machine.ctx.system.now() >= until:
+                break
             del self._to_spawn[machine]
             machine.fork()
             done += 1

@@ -22,6 +22,7 @@ class StatusFile:
         self.path = path
         self.groups = {}  # name -> (level, state), in order of first tell
         self.failing = False  # the last write failed (logged once)
+        self.written = None  # the text last written
 
     def update(self, name, level, state):
         self.groups[name] = (level, state)
@@ -32,14 +33,18 @@ class StatusFile:
     def text(self):
         return "".join(format_line(name, level, state) for name, (level, state) in self.groups.items())
 
-    def write(self):
-        """Replace clstat by the current text; True if it worked."""
+    def write(self, force=False):
+        """Replace clstat by the current text (unless it is already that, or ``force``);
+        True if it worked."""
+        text = self.text()
+        if text == self.written and not force:
+            return True
         directory = os.path.dirname(self.path) or "."
         temporary = None
         try:
             fd, temporary = tempfile.mkstemp(prefix=".clstat.", dir=directory)
             with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                stream.write(self.text())
+                stream.write(text)
                 stream.flush()
                 os.fchmod(stream.fileno(), 0o644)
             os.replace(temporary, self.path)
@@ -56,6 +61,7 @@ class StatusFile:
         if self.failing:
             log.info("%s written again", self.path)
         self.failing = False
+        self.written = text
         return True
 
     def unlink(self):

@@ -1,4 +1,4 @@
-"""The seam for side effects: every fork, exec, kill, wait and clock read.
+"""The seam for side effects: every spawn, kill, wait and clock read.
 
 The machines never call ``os`` or ``time`` themselves; they call a
 System.  RealSystem does the real thing; FakeSystem records what was
@@ -8,22 +8,16 @@ the test advances, so machine tests run without processes or sleeps.
 A System has these operations:
 
 ``spawn(command, env, directory=None, output=None)``
-    Fork a child that runs ``/bin/sh -c command`` in a new session and
+    Start a child that runs ``/bin/sh -c command`` in a new session and
     process group with default signal dispositions, an empty signal
     mask, stdin from /dev/null, stdout and stderr appended to the file
     ``output`` (or, when None, those of the daemon), in ``directory``
     (or the daemon's), with the umask and the open-file limit the daemon
-    was started with, and no other descriptor of ours.  Returns at once,
-    without waiting for the exec: ``(pid, report)``, where ``report`` is
-    the read end of the child's close-on-exec report pipe (a descriptor
-    the loop watches), or None when the outcome is already known to be
-    a success.  Raises SpawnError if the fork or the output file failed.
-``read_report(report)``
-    The exec's outcome, without blocking: ``b""`` (it succeeded), the
-    reason it failed, or None (not known yet: ask again when the
-    descriptor is readable).
-``discard_report(report)``
-    Close a report pipe whose outcome no longer matters.
+    was started with, and no other descriptor of ours.  Returns its pid
+    once the shell has been exec'ed; raises SpawnError if the
+    directory, the output file or the exec failed.
+``spawning()``
+    A context for a batch of spawns (see RealSystem).
 ``reopen_outputs()``
     Forget the output files opened so far (after a log rotation): the
     next children open them again.
@@ -36,6 +30,7 @@ A System has these operations:
     A monotonic clock, in seconds.
 """
 
+import contextlib
 import dataclasses
 import os
 import resource
@@ -44,21 +39,10 @@ import signal
 import time
 
 from .errors import SpawnError
+from .spawn import Spawner
 from .trust import open_append
 
 SHELL = "/bin/sh"
-MAX_FD = 1 << 30  # closerange stops at the real limit
-
-
-@dataclasses.dataclass
-class ChildSetup:
-    """How one child is set up between fork and exec (computed in the parent)."""
-
-    reset_signals: tuple = ()
-    umask: int = None
-    nofile: tuple = None
-    directory: str = None
-    output_fd: int = None
 
 
 def exit_code(wait_status):
@@ -95,6 +79,16 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
+def _directory_problem(directory):
+    """Why a child could not change to ``directory``, or None if it could."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        return error.strerror
+    os.close(fd)
+    return None
+
+
 def changed_signals():
     """The signals whose disposition is not the default (Python's own included)."""
     changed = []
@@ -110,73 +104,47 @@ def changed_signals():
     return changed
 
 
-def _child_after_fork(command, env, error_pipe, setup):
-    """In the child: set up the process and exec the shell.  Never returns."""
-    step = "set up the child"
-    try:
-        os.setsid()
-        try:
-            signal.set_wakeup_fd(-1)
-        except ValueError:
-            pass
-        for signum in setup.reset_signals:
-            signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        if setup.umask is not None:
-            os.umask(setup.umask)
-        if setup.nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, setup.nofile)
-        if setup.directory is not None:
-            step = f"change to directory {setup.directory}"
-            os.chdir(setup.directory)
-        step = "set up stdin, stdout and stderr"
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        if devnull != 0:
-            os.dup2(devnull, 0)
-            os.close(devnull)
-        if setup.output_fd is not None:
-            os.dup2(setup.output_fd, 1)
-            os.dup2(setup.output_fd, 2)
-        else:
-            for fd in (1, 2):
-                try:
-                    os.set_inheritable(fd, True)
-                except OSError:
-                    pass  # closed in the daemon: closed in the child
-        # error_pipe is close-on-exec: keep it until the exec succeeds
-        os.closerange(3, error_pipe)
-        os.closerange(error_pipe + 1, MAX_FD)
-        step = f"exec {SHELL}"
-        os.execve(SHELL, [SHELL, "-c", command], env)
-    except BaseException as error:  # noqa: B036 - nothing may escape a forked child
-        try:
-            reason = getattr(error, "strerror", None) or error
-            message = f"cannot {step}: {reason}"
-            os.write(error_pipe, message.encode("utf-8", "replace"))
-            os.write(2, f"clinit: {message}\n".encode("utf-8", "replace"))
-        except BaseException:  # noqa: B036
-            pass
-    finally:
-        os._exit(127)
-
-
 class RealSystem:
     """The operating system, as the daemon uses it.
 
-    ``umask`` and ``nofile`` (a ``(soft, hard)`` RLIMIT_NOFILE) are given
-    to every child when set: the daemon sets them to what it was started
-    with, before it changes its own.
+    Children are started with the C library's posix_spawn (spawn.py: a
+    vfork-style clone, so the cost does not grow with the daemon's
+    memory, and the child's setup done by glibc).  What posix_spawn
+    cannot do for one child is arranged in the daemon for all of them:
+
+    * umask: the daemon keeps the one it was started with;
+    * open-file limit: ``spawning()`` lowers the daemon's soft
+      RLIMIT_NOFILE to ``nofile`` (the limit it was started with) for
+      the length of a batch of spawns;
+    * descriptors: the child closes every descriptor from 3 on; every
+      descriptor the daemon has is close-on-exec as well (Python opens
+      them so; ``seal_descriptors`` marks the ones the daemon
+      inherited), which is all there is where glibc is older than 2.34;
+    * working directory: changed in the child, or, where glibc is older
+      than 2.29, in the daemon before it spawns.
     """
 
     def __init__(self):
-        self.umask = None
-        self.nofile = None
+        self.nofile = None  # (soft, hard) RLIMIT_NOFILE for children
         self._outputs = {}  # path -> fd opened for append
         self._reset_signals = None
+        self._null = None
+        self._directory = None  # the directory we are in for children
+        self._spawner = Spawner()
 
     def signals_changed(self):
         """The daemon changed signal dispositions: look again at the next spawn."""
         self._reset_signals = None
+
+    @staticmethod
+    def seal_descriptors():
+        """Make every descriptor but 0, 1 and 2 close-on-exec, and 1 and 2 inheritable."""
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            try:
+                os.set_inheritable(fd, fd in (0, 1, 2))
+            except OSError:
+                pass  # the directory listing's own descriptor, closed by now
 
     def _output_fd(self, path):
         fd = self._outputs.get(path)
@@ -193,46 +161,54 @@ class RealSystem:
         for fd in outputs.values():
             os.close(fd)
 
+    @contextlib.contextmanager
+    def spawning(self):
+        """A batch of spawns: children get the open-file limit the daemon was started with."""
+        current = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lower = self.nofile is not None and self.nofile != current
+        if lower:
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
+        try:
+            yield
+        finally:
+            if lower:
+                resource.setrlimit(resource.RLIMIT_NOFILE, current)
+
+    def _change_directory(self, directory):
+        if directory != self._directory:
+            try:
+                os.chdir(directory)
+            except OSError as error:
+                raise SpawnError(f"cannot change to directory {directory}: {error.strerror}") from None
+            self._directory = directory
+
     def spawn(self, command, env, directory=None, output=None):
+        if self._null is None:
+            self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        out = 1 if output is None else self._output_fd(output)
+        err = 2 if output is None else out
+        spawner = self._spawner
+        if directory is not None and not (spawner.available and spawner.chdir_in_child):
+            self._change_directory(directory)
+        argv = [SHELL, "-c", command]
+        try:
+            if spawner.available:
+                return spawner.spawn(SHELL, argv, env, self._null, out, err, directory)
+            return self._python_posix_spawn(argv, env, out, err)
+        except OSError as error:
+            reason = _directory_problem(directory) if directory is not None else None
+            if reason is not None:
+                raise SpawnError(f"cannot change to directory {directory}: {reason}") from None
+            raise SpawnError(f"cannot exec {SHELL}: {error.strerror or error}") from None
+
+    def _python_posix_spawn(self, argv, env, out, err):
+        """Without ctypes' posix_spawn: the signals glibc keeps may stay ignored."""
         if self._reset_signals is None:
             self._reset_signals = tuple(changed_signals())
-        setup = ChildSetup(
-            reset_signals=self._reset_signals,
-            umask=self.umask,
-            nofile=self.nofile,
-            directory=directory,
-            output_fd=None if output is None else self._output_fd(output),
+        actions = [(os.POSIX_SPAWN_DUP2, self._null, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)]
+        return os.posix_spawn(
+            SHELL, argv, env, file_actions=actions, setsid=True, setsigdef=self._reset_signals, setsigmask=()
         )
-        try:
-            read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError as error:
-            raise SpawnError(f"cannot make a pipe: {error.strerror}") from None
-        try:
-            pid = os.fork()
-        except OSError as error:
-            os.close(read_end)
-            os.close(write_end)
-            raise SpawnError(f"cannot fork: {error.strerror}") from None
-        if pid == 0:
-            os.close(read_end)
-            _child_after_fork(command, env, write_end, setup)
-        os.close(write_end)
-        return pid, read_end
-
-    def read_report(self, report):
-        """What a child wrote on its report pipe before its exec: ``b""`` when the
-        exec succeeded, the reason when it failed, None when it cannot be told yet.
-        The pipe is closed once its outcome is known."""
-        try:
-            # the child writes its reason in one write (shorter than PIPE_BUF), or nothing
-            data = os.read(report, 4096)
-        except BlockingIOError:
-            return None  # the child (or a sibling being forked) still holds the write end
-        os.close(report)
-        return data
-
-    def discard_report(self, report):
-        os.close(report)
 
     def signal_group(self, pgid, signum):
         try:
@@ -283,8 +259,6 @@ class FakeSystem:
         self.signals = []
         self.live = set()
         self.fail_spawns = 0
-        self.defer_reports = False  # True: execs succeed or fail when the test says
-        self.reports = {}  # pid -> outcome (b"" or reason), once the test said
         self._exited = []
 
     def spawn(self, command, env, directory=None, output=None):
@@ -295,17 +269,11 @@ class FakeSystem:
         self.next_pid += 1
         self.spawned.append(Spawned(pid, command, dict(env), directory, output))
         self.live.add(pid)
-        return pid, (pid if self.defer_reports else None)
+        return pid
 
-    def read_report(self, report):
-        return self.reports.pop(report, None)
-
-    def discard_report(self, report):
-        self.reports.pop(report, None)
-
-    def report(self, pid, reason=""):
-        """With ``defer_reports``: the child ``pid`` has exec'ed ("") or failed (reason)."""
-        self.reports[pid] = reason.encode()
+    @contextlib.contextmanager
+    def spawning(self):
+        yield
 
     def signal_group(self, pgid, signum):
         self.signals.append((pgid, signum))
