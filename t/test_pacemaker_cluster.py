@@ -1,0 +1,219 @@
+"""A real two-node Pacemaker + Corosync cluster on this machine (pcmk_cluster.py).
+
+test_harness_fails_over_a_dummy proves the harness with Pacemaker's own
+ocf:pacemaker:Dummy; test_clinit_group_fails_over puts a clinit group
+under ocf:clinit:group (ocf/clinit), in a Pacemaker group after a
+floating address (ocf:heartbeat:IPaddr2) as the README configures it,
+and checks placement, recovery of a failing group, failover after a
+node is killed, and that deleting the resource stops the group.  Both
+are skipped, with the reason, where root, the packages or namespaces
+are missing.
+"""
+
+import os
+import time
+
+from ocf_rig import AGENT, write_clinit_wrapper
+from pcmk_cluster import pcmk_cluster, wait_for  # noqa: F401 - pcmk_cluster is a fixture
+
+DUMMY = (
+    '<primitive id="dummy" class="ocf" provider="pacemaker" type="Dummy">'
+    '<operations><op id="dummy-monitor" name="monitor" interval="2s" timeout="20s"/></operations>'
+    "</primitive>"
+)
+
+
+def other(cluster, name):
+    return next(node for node in cluster.nodes if node.name != name)
+
+
+def test_harness_fails_over_a_dummy(pcmk_cluster):  # noqa: F811
+    cluster = pcmk_cluster()
+    with cluster.explained():
+        print(f"cluster formed in {cluster.formed_after:.1f} s")
+        first = cluster.nodes[0]
+        cluster.cib_create("resources", DUMMY, first)
+        where = wait_for(lambda: cluster.locate("dummy", first), 30, "dummy to start")
+        assert len(where) == 1
+        victim = cluster.node(where[0])
+        survivor = other(cluster, victim.name)
+        assert cluster.resource_state("dummy", survivor)[:2] == ("Started", [victim.name])
+
+        killed = cluster.kill(victim)
+        wait_for(lambda: cluster.locate("dummy", survivor) == [survivor.name]
+                 and cluster.resource_state("dummy", survivor)[0] == "Started",
+                 30, "dummy to fail over", interval=0.05)
+        print(f"Dummy failed over in {time.monotonic() - killed:.1f} s")
+        assert cluster.online(cluster.mon(survivor)) == {survivor.name}
+
+
+# A clinit group under ocf:clinit:group.  Both nodes share the cltab;
+# each node's socket, clstat and log are under its own private /run, and
+# so is the flag file that makes the group's test entry fail.
+CLTAB = """\
+:::socket:/run/clinit/clinit.s
+:::clstat:/run/clinit/clstat
+:::log:/run/clinit/log
+:::pidfile:/run/clinit/clinit.pid
+:::term_delay:1
+:::kill_delay:2
+web:fit:run:test:test ! -e /run/clinit-test/broken
+web:svc:run:respawn:exec sleep 100000
+"""
+FLAG = "/run/clinit-test/broken"
+
+
+VIP = "169.254.213.100"
+
+
+def web_group(cltab, clinit):
+    """The README's configuration: a floating address (IPaddr2), then the
+    clinit group, in one Pacemaker group; fast monitors for the test."""
+    return f"""\
+<group id="web-group">
+  <primitive id="web-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="web-ip-params">
+      <nvpair id="web-ip-ip" name="ip" value="{VIP}"/>
+      <nvpair id="web-ip-cidr" name="cidr_netmask" value="24"/>
+      <nvpair id="web-ip-nic" name="nic" value="cl0"/>
+    </instance_attributes>
+    <operations>
+      <op id="web-ip-monitor" name="monitor" interval="5s" timeout="20s"/>
+    </operations>
+  </primitive>
+  <primitive id="web" class="ocf" provider="clinit" type="group">
+    <instance_attributes id="web-params">
+      <nvpair id="web-param-group" name="group" value="web"/>
+      <nvpair id="web-param-level" name="level" value="run"/>
+      <nvpair id="web-param-cltab" name="cltab" value="{cltab}"/>
+      <nvpair id="web-param-clinit" name="clinit" value="{clinit}"/>
+    </instance_attributes>
+    <meta_attributes id="web-meta">
+      <nvpair id="web-migration-threshold" name="migration-threshold" value="1"/>
+      <nvpair id="web-resource-stickiness" name="resource-stickiness" value="100"/>
+    </meta_attributes>
+    <operations>
+      <op id="web-start" name="start" interval="0s" timeout="30s"/>
+      <op id="web-stop" name="stop" interval="0s" timeout="30s"/>
+      <op id="web-monitor" name="monitor" interval="2s" timeout="20s">
+        <instance_attributes id="web-monitor-params">
+          <nvpair id="web-monitor-depth" name="OCF_CHECK_LEVEL" value="10"/>
+        </instance_attributes>
+      </op>
+    </operations>
+  </primitive>
+</group>"""
+
+
+def has_vip(cluster, node):
+    done = cluster.run(node, "ip", "-o", "-4", "addr", "show", "dev", "cl0")
+    return f" {VIP}/" in done.stdout
+
+
+def clstat(node, group="web"):
+    """(level, state) of ``group`` in the node's clstat, or None."""
+    try:
+        with open(node.path("/run/clinit/clstat"), encoding="utf-8") as stream:
+            for line in stream:
+                words = line.split()
+                if len(words) == 4 and words[1] == group:
+                    return tuple(words[2:])
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def svc_nodes(cluster):
+    """The nodes where the group's respawn entry runs (by PID namespace)."""
+    by_ns = {node.pidns: node.name for node in cluster.nodes if node.alive()}
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as stream:
+                env = stream.read().split(b"\0")
+            space = os.readlink(f"/proc/{name}/ns/pid")
+        except OSError:
+            continue
+        if b"CLINIT_GROUP=web" in env and b"CLINIT_TAG=svc" in env and space in by_ns:
+            found.add(by_ns[space])
+    return sorted(found)
+
+
+def runs_on(cluster, node, via=None):
+    """True once Pacemaker and clinit agree the group runs on ``node`` only."""
+    via = via or node
+    state = cluster.resource_state("web", via)
+    return (
+        state is not None and state[0] == "Started" and state[1] == [node.name]
+        and cluster.locate("web", via) == [node.name]
+        and clstat(node) == ("run", "DONE")
+        and svc_nodes(cluster) == [node.name]
+        and [n.name for n in cluster.nodes if n.alive() and has_vip(cluster, n)] == [node.name]
+    )
+
+
+def test_clinit_group_fails_over(pcmk_cluster, capsys):  # noqa: F811
+    cluster = pcmk_cluster(start=False)
+    cltab = os.path.join(cluster.dir, "cltab")
+    with open(cltab, "w", encoding="utf-8") as stream:
+        stream.write(CLTAB)
+    wrapper = write_clinit_wrapper(os.path.join(cluster.dir, "bin", "clinit"))
+    cluster.agents = {"clinit/group": AGENT}
+    cluster.clinit = [wrapper, "-c", cltab, "-d", "-b"]  # each node's own daemon
+    began = time.monotonic()
+    cluster.start()
+    timings = {"form": cluster.formed_after}
+    with cluster.explained():
+        first = cluster.nodes[0]
+        for node in cluster.nodes:
+            assert cluster.run(node, wrapper, "-c", cltab, "-v").returncode == 0, "no daemon"
+
+        # (a) the group reaches its level on one node, Started there (with the
+        # floating address), not on the other
+        cluster.cib_create("resources", web_group(cltab, wrapper), first)
+        placed = wait_for(lambda: cluster.locate("web", first), 30, "web to start")
+        home = cluster.node(placed[0])
+        away = other(cluster, home.name)
+        wait_for(lambda: runs_on(cluster, home), 30, f"web to run on {home.name}")
+        assert clstat(away) in (None, ("stopped", "DONE"))
+
+        # (b) the test entry starts failing: the depth-10 monitor sees it, the
+        # fail count rises, Pacemaker recovers the group (migration-threshold 1:
+        # on the other node)
+        os.makedirs(os.path.dirname(home.path(FLAG)))
+        open(home.path(FLAG), "w").close()
+        flipped = time.monotonic()
+        wait_for(lambda: cluster.failcount("web", home.name, away) >= 1, 30,
+                 f"a fail count for web on {home.name}")
+        wait_for(lambda: runs_on(cluster, away), 30, f"web to recover on {away.name}")
+        timings["recover"] = time.monotonic() - flipped
+        assert clstat(home) == ("stopped", "DONE")
+        # repair the node and forget the failure; stickiness keeps web where it is
+        os.unlink(home.path(FLAG))
+        cluster.run(away, "crm_resource", "--cleanup", "--resource", "web", check=True)
+        wait_for(lambda: cluster.failcount("web", home.name, away) == 0, 30, "the cleanup")
+        wait_for(lambda: runs_on(cluster, away), 30, f"web to stay on {away.name}")
+
+        # (c) the node running the group is killed outright: the group comes
+        # up at its level on the other node
+        killed = cluster.kill(away)
+        wait_for(lambda: runs_on(cluster, home), 60, f"web to fail over to {home.name}",
+                 interval=0.05)
+        timings["failover"] = time.monotonic() - killed
+        assert cluster.online(cluster.mon(home)) == {home.name}
+
+        # (d) deleting the resource stops the group (the address stays)
+        cluster.run(home, "cibadmin", "--delete", "-o", "resources",
+                    "--xml-text", '<primitive id="web"/>', check=True)
+        wait_for(lambda: clstat(home) == ("stopped", "DONE") and not svc_nodes(cluster), 30,
+                 "the group to stop")
+        wait_for(lambda: cluster.resource_state("web", home) is None, 30,
+                 "web to leave the cluster")
+        assert has_vip(cluster, home)
+    timings["total"] = time.monotonic() - began
+    with capsys.disabled():
+        print("\ncluster test: formed in {form:.1f} s, recovered a failing group in "
+              "{recover:.1f} s, failed over after a node kill in {failover:.1f} s, "
+              "{total:.1f} s in all".format(**timings))
