@@ -27,10 +27,6 @@ needs_xmllint = pytest.mark.skipif(
     shutil.which("xmllint") is None, reason="xmllint is not installed (Debian libxml2-utils)")
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to run a process as user nobody")
-needs_marks = pytest.mark.xfail(
-    strict=False,
-    reason="needs CLINIT_DAEMON marks on children (and adoption after a daemon crash) from main",
-)
 
 
 @pytest.fixture
@@ -321,7 +317,6 @@ def test_a_crashed_daemon_is_a_failure(rig):
     assert rig.rc("monitor", probe=True) == OCF_ERR_GENERIC
 
 
-@needs_marks
 def test_stop_after_a_daemon_crash_leaves_no_process(rig):
     started(rig)
     wait_for(lambda: rig.tagged_pids("svc"), what="the respawn entry")
@@ -393,7 +388,6 @@ def test_another_users_marked_process_is_not_the_groups(rig):
         planted.wait()
 
 
-@needs_marks
 def test_processes_left_by_a_dead_daemon_are_a_failure(rig):
     started(rig)
     wait_for(lambda: rig.tagged_pids("svc"), what="the respawn entry")

@@ -217,7 +217,16 @@ def test_kill_mode_all_stops_a_process_that_called_setsid(node):
                      + "escape:s1:1:once:setsid sleep 1004\nescape:other:2:wait:true\n")
     node.start()
     assert node.settle("escape", "1") == "DONE"
-    (escaped,) = wait_for(lambda: tagged(node, "s1"), what="sleep 1004")
+    def sleeper():
+        for pid in tagged(node, "s1"):
+            try:
+                if os.readlink(f"/proc/{pid}/exe").endswith("/sleep"):
+                    return pid
+            except OSError:
+                pass
+        return None
+
+    escaped = wait_for(sleeper, what="sleep 1004")
     assert os.getsid(escaped) == escaped, "it left the entry's session"
     assert node.settle("escape", "2") == "DONE"
     assert not alive(escaped)

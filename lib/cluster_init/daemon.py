@@ -351,6 +351,8 @@ class Daemon:
         if self.halting and self._finished():
             self.clstat.unlink()
         self.signal_box.restore()
+        if self.selector is not None:
+            self.system.become_subreaper(False)  # a process that ran a daemon in-process goes on
         logger = logging.getLogger("cluster_init")
         for handler in self._log_handlers:
             logger.removeHandler(handler)

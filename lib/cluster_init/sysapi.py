@@ -274,11 +274,12 @@ class RealSystem:
     def unwatch_process(self, watch):
         os.close(watch)
 
-    def become_subreaper(self):
-        """PR_SET_CHILD_SUBREAPER through ctypes; False where it cannot be had."""
+    def become_subreaper(self, on=True):
+        """PR_SET_CHILD_SUBREAPER through ctypes (``on=False`` gives it up);
+        False where it cannot be had."""
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            return libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) == 0
         except (OSError, AttributeError):
             return False
 
@@ -378,8 +379,8 @@ class FakeSystem:
     def unwatch_process(self, watch):
         self.watched.pop(watch, None)
 
-    def become_subreaper(self):
-        self.subreaper = True
+    def become_subreaper(self, on=True):
+        self.subreaper = on
         return True
 
     def reopen_outputs(self):
