@@ -38,6 +38,13 @@ EXIT_NOT_INSTALLED = 5  # -d -b: python-daemon or lockfile is missing
 EXIT_CLTAB = 6  # the cltab was refused: unreadable, not a regular file, errors, untrusted
 EXIT_TIMEOUT = 124  # a -w wait timed out
 
+# clinit -S: the statuses of an LSB init script's status action
+STATUS_OK = 0  # every group shown is DONE or PASSED (at LEVEL, when given)
+STATUS_FAILED = 1  # a group shown is FAILED
+STATUS_NOT_THERE = 3  # not in clstat, at another level, on its way, or CONFIGURED
+STATUS_UNKNOWN = 4  # clstat missing or stale: no live daemon writes it
+STALE_AFTER = 120.0  # seconds; the daemon rewrites clstat every 30 to 45
+
 DEFAULT_SOCKET = DEFAULT_SETTINGS["socket"]
 DEFAULT_PIDFILE = DEFAULT_SETTINGS["pidfile"]
 
@@ -45,6 +52,9 @@ USAGE = """\
 clinit [-v] [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET] [GROUP] LEVEL
        clinit [-v] [-c CLTAB] [-s SOCKET]
        clinit -k [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET]
+       clinit -l [-c CLTAB] [-s SOCKET] [GROUP]
+       clinit -S [-c CLTAB | --clstat CLSTAT] [GROUP [LEVEL]]
+       clinit -r [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]
        clinit --check [-v] [-c CLTAB]
        clinit -h | --version"""
@@ -60,6 +70,9 @@ EPILOG = """\
 exit status of the command: 0 success; 1 an error answer, a group that
 settled FAILED (-w) or a busy daemon; 2 usage error; 3 no daemon answers;
 4 permission denied; 6 the cltab was refused; 124 a -w wait timed out.
+exit status of -S (as an LSB status action): 0 every group shown is DONE
+or PASSED (at LEVEL); 1 one is FAILED; 3 not in clstat, at another level,
+on its way or CONFIGURED; 4 clstat missing or stale.
 exit status of the daemon (-d): 0 clean shutdown; 1 it cannot start;
 5 python-daemon or lockfile is missing (-b); 6 the cltab was refused.
 See clinit(8) and cltab(5)."""
@@ -70,7 +83,8 @@ class Options:
 
     def __init__(self):
         self.daemon = self.background = self.kill = self.verbose = self.wait = self.check = False
-        self.pidfile = self.timeout = self.socket = None
+        self.list = self.status = self.restart = False
+        self.pidfile = self.timeout = self.socket = self.clstat = None
         self.cltab = DEFAULT_CLTAB
         self.words = []
 
@@ -129,6 +143,10 @@ def build_parser():
     add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
     add("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
+    add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state")
+    add("-S", "--status", action="store_true", help="print the status from clstat, GROUP [LEVEL] filtered, and exit as an LSB status action (0 1 3 4)")
+    add("--clstat", metavar="CLSTAT", help="with -S: read this clstat (another node's, say) instead of the cltab's")
+    add("-r", "--restart", action="store_true", help="stop the entry GROUP TAG gracefully and start it again at its group's level")
     add("--check", action="store_true", help="check the cltab as the daemon would; exit 0, or 6 if it would be refused")
     add("--version", action="version", version=f"clinit {VERSION}")
     add("words", nargs="*", metavar="[GROUP] LEVEL", help="the group (default: the host name) and the level to move it to")
@@ -137,9 +155,24 @@ def build_parser():
 
 def usage_problem(args):
     """What is wrong with the combination of options, or None."""
-    modes = [flag for flag, on in (("-d", args.daemon), ("-k", args.kill), ("--check", args.check)) if on]
+    modes = [
+        flag
+        for flag, on in (
+            ("-d", args.daemon), ("-k", args.kill), ("--check", args.check),
+            ("-l", args.list), ("-S", args.status), ("-r", args.restart),
+        )
+        if on
+    ]
     if len(modes) > 1:
         return f"{' and '.join(modes)} do not go together"
+    if args.clstat is not None and not args.status:
+        return "--clstat goes with -S"
+    if args.list and len(args.words) > 1:
+        return "-l takes at most a GROUP"
+    if args.restart and len(args.words) != 2:
+        return "-r takes a GROUP and a TAG"
+    if (args.list or args.status or args.restart) and (args.wait or args.verbose):
+        return f"{modes[0]} takes no -w or -v"
     if len(args.words) > 2:
         return "too many arguments: expected [GROUP] LEVEL"
     if (args.daemon or args.check) and (args.words or args.wait):
@@ -260,6 +293,11 @@ def _tell(client, args):
 
 
 def _client_command(client, args):
+    if args.list:
+        return _list(client, args)
+    if args.restart:
+        print(client.request("restart", *args.words).message)
+        return EXIT_OK
     if args.kill:
         client.shutdown()
         if args.wait and not _wait_for_exit(client, args.timeout):
@@ -272,12 +310,56 @@ def _client_command(client, args):
     return EXIT_OK
 
 
+def _status(args):
+    """clinit -S: the status from clstat alone, and an LSB status action's exit status."""
+    from . import status
+
+    path = args.clstat
+    if path is None:
+        client = Client(cltab=args.cltab, socket=args.socket)
+        try:
+            path = client.conf("clstat")
+        except CltabError as error:
+            say(error)
+            return EXIT_CLTAB
+    group = args.words[0] if args.words else None
+    level = args.words[1] if len(args.words) == 2 else None
+    rows, mtime = status.read_with_mtime(path)
+    text = status.render(rows, group=group, level=None)
+    sys.stdout.write(text)
+    if mtime is None:
+        say(f"{path}: no such file: no daemon writes it")
+        return STATUS_UNKNOWN
+    age = time.time() - mtime
+    if age > STALE_AFTER:
+        say(f"{path} is stale: written {age:.0f} s ago (a live daemon rewrites it every 30 to 45 s)")
+        return STATUS_UNKNOWN
+    shown = [row for row in rows if group is None or row[0] == group]
+    if group is not None and not shown:
+        return STATUS_NOT_THERE
+    if any(state == "FAILED" for _name, _level, state in shown):
+        return STATUS_FAILED
+    if any(state not in ("DONE", "PASSED") or level not in (None, at) for _name, at, state in shown):
+        return STATUS_NOT_THERE
+    return STATUS_OK
+
+
+def _list(client, args):
+    from .listing import render
+
+    answer = client.request("list", *args.words)
+    sys.stdout.write(render(answer.lines, table=sys.stdout.isatty()))
+    return EXIT_OK
+
+
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.daemon:
         return _run_daemon(args)
     if args.check:
         return _check(args)
+    if args.status:
+        return _status(args)
     client = Client(cltab=args.cltab, socket=args.socket)
     try:
         client.conf("socket")

@@ -33,6 +33,7 @@ import sys
 
 from . import adopt
 from . import cltab as _cltab
+from . import listing
 from . import marks
 from . import settings as _settings
 from . import signals as _signals
@@ -195,6 +196,8 @@ class Daemon:
             "wait": self._on_wait,
             "reread": self._on_reread,
             "status": self._on_status,
+            "list": self._on_list,
+            "restart": self._on_restart,
             "shutdown": self._on_shutdown,
             "ping": self._on_ping,
         }
@@ -543,6 +546,47 @@ class Daemon:
             f"{name} {level} {state}" for name, (level, state) in self.clstat.groups.items()
         )
         return Answer(True, f"{len(rows)} group(s)", rows)
+
+    def _on_list(self, _connection, group=None):
+        names = [group] if group is not None else list(dict.fromkeys([*self.table.groups(), *self.groups]))
+        if group is not None and group not in self.groups and not self.table.entries_of(group):
+            return Answer(False, f"no such group: {group}")
+        now = self.system.now()
+        rows = [
+            listing.row(entry, proc, self.ctx, now, left)
+            for name in names
+            for entry, proc, left in self._entries_and_procs(name)
+        ]
+        return Answer(True, f"{len(rows)} entries", tuple("\t".join(row) for row in rows))
+
+    def _entries_and_procs(self, name):
+        """``(entry, machine or None, left the cltab)``: the group's entries in file
+        order, then the machines whose entry left the cltab."""
+        machine = self.groups.get(name)
+        procs = machine.procs if machine is not None else {}
+        entries = self.table.entries_of(name)
+        tags = {entry.tag for entry in entries}
+        listed = [(entry, procs.get(entry.tag), False) for entry in entries]
+        listed += [(proc.entry, proc, True) for tag, proc in procs.items() if tag not in tags]
+        return listed
+
+    def _on_restart(self, _connection, group, tag):
+        if self.halting:
+            return Answer(False, "the daemon is shutting down")
+        machine = self.groups.get(group)
+        entry = next((e for e in self.table.entries_of(group) if e.tag == tag), None)
+        if entry is None:
+            what = "no such group" if not self.table.entries_of(group) else "no such entry"
+            return Answer(False, f"{what}: {group}:{tag}" if what == "no such entry" else f"{what}: {group}")
+        level = machine.level if machine is not None else None
+        if level is None or entry.mode == "off" or not entry.has_level(level):
+            return Answer(False, f"{group}:{tag} is not part of the level of group {group} ({level or 'never told'})")
+        proc = machine.procs.get(tag)
+        if proc is None:
+            return Answer(False, f"{group}:{tag} has not been started at level {level} yet")
+        log.info("restarting %s:%s", group, tag)
+        proc.restart()
+        return Answer(True, f"restarting {group}:{tag}")
 
     def _on_shutdown(self, _connection):
         self.shutdown("shutdown request")

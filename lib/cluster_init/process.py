@@ -76,6 +76,17 @@ class Context:
     output: str = None
     daemon_id: str = None  # the CLINIT_DAEMON mark of our children
     kill_mode: str = "group"
+    history: dict = dataclasses.field(default_factory=dict)  # (group, tag) -> History
+
+
+class History:
+    """What the daemon remembers of an entry across its machines: starts and last exit."""
+
+    __slots__ = ("starts", "status")
+
+    def __init__(self):
+        self.starts = 0
+        self.status = None  # wait status of the last exit, or None
 
 
 class Adoption:
@@ -149,6 +160,8 @@ class Process(Machine):
         self.pgids = set()  # process groups we started that may still have processes
         self.watches = {}  # pid -> pidfd, for adopted processes
         self.adopted = False
+        self.restarting = False  # stopping to start again (clinit -r)
+        self.history = context.history.setdefault((entry.group, entry.tag), History())
         self._signals_left = ()
         self._escapees = ()  # marked processes outside our groups (kill_mode all)
         self._kill_warned = False
@@ -173,6 +186,17 @@ class Process(Machine):
     def adopt(self, adoption):
         """Take over processes a dead predecessor left (or restore a state it had)."""
         self.post(E.ADOPT, adoption)
+
+    def restart(self):
+        """Stop gracefully and start again at the same level, clearing a respawn hold-back."""
+        self.post(E.RESTART)
+
+    @property
+    def held_back_for(self):
+        """Seconds left of a respawn hold-back, or None."""
+        if self.state is S.PAUSING and self.deadline is not None:
+            return max(0.0, self.deadline - self.ctx.system.now())
+        return None
 
     def fork(self):
         """The registry's turn for us: start the child; STARTED or EXEC_FAILED follows."""
@@ -200,6 +224,7 @@ class Process(Machine):
         self.pgids.add(pid)  # the child leads its own session and process group
         self.last_start = self.ctx.system.now()
         self.starts += 1
+        self.history.starts += 1
         self.exec_failed = False
         self.ctx.registry.watch(pid, self)
         log.info("%s: started pid %d: %s", self.describe(), pid, self.entry.command)
@@ -242,6 +267,7 @@ class Process(Machine):
 
     def _record_exit(self, status):
         self.status = status
+        self.history.status = status
         if status is None:
             log.info("%s: pid %d exited (result unknown after adoption)", self.describe(), self.pid)
         elif exit_code(status) != 0 and self.entry.mode in ("wait", "once") and self.state is not S.STOPPING:
@@ -344,6 +370,25 @@ class Process(Machine):
         self.deadline = None
         self._signals_left = ()
         self.pgids.clear()
+        if self.restarting:
+            return self._restart_now(None)
+        return None
+
+    def _begin_restart(self, _arg):
+        self.restarting = True
+        log.info("%s: restarting", self.describe())
+        return self._begin_stop(None)
+
+    def _cancel_restart(self, _arg):
+        self.restarting = False  # a stop wins over a restart under way
+
+    def _restart_later(self, _arg):
+        self.restarting = True  # once stopped
+
+    def _restart_now(self, _arg):
+        self.restarting = False
+        self.rapid_restarts = 0
+        return E.START
 
     def _adopt(self, adoption):
         self.adopted = True
@@ -424,11 +469,11 @@ Process.TABLE = {
     (S.STOPPING, E.EXITED): (S.STOPPING, Process._leader_exited),
     (S.STOPPING, E.ALL_GONE): (S.CONFIGURED, Process._stopped),
     (S.STOPPING, E.MEMBERS_LEFT): (S.LINGERING, None),  # (+) the leader is gone, not its group
-    (S.STOPPING, E.STOP): (S.STOPPING, None),  # (+) already stopping
+    (S.STOPPING, E.STOP): (S.STOPPING, Process._cancel_restart),  # (+) already stopping
     (S.LINGERING, E.TIMEOUT): (S.LINGERING, Process._signal_next),  # (+)
     (S.LINGERING, E.REAPED): (S.LINGERING, Process._check_left),  # (+)
     (S.LINGERING, E.ALL_GONE): (S.CONFIGURED, Process._stopped),  # (+)
-    (S.LINGERING, E.STOP): (S.LINGERING, None),  # (+)
+    (S.LINGERING, E.STOP): (S.LINGERING, Process._cancel_restart),  # (+)
     (S.TESTING, E.RC_ZERO): (S.PASS, None),
     (S.TESTING, E.RC_NONZERO): (S.FAIL, None),
     (S.TESTING, E.STOP): (S.CONFIGURED, None),
@@ -443,4 +488,16 @@ Process.TABLE = {
     (S.SETUP, E.ADOPTED_DONE): (S.DONE, None),
     (S.SETUP, E.ADOPTED_PASS): (S.PASS, None),
     (S.SETUP, E.ADOPTED_FAIL): (S.FAIL, None),
+    # (+) clinit -r: stop gracefully, then start again at the same level
+    (S.RUNFG, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.RUNNING, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.RUNTEST, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.RUNBG, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.DONE, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.PAUSING, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.PASS, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.FAIL, E.RESTART): (S.STOPPING, Process._begin_restart),
+    (S.STOPPING, E.RESTART): (S.STOPPING, Process._restart_later),
+    (S.LINGERING, E.RESTART): (S.LINGERING, Process._restart_later),
+    (S.CONFIGURED, E.RESTART): (S.CONFIGURED, Process._restart_now),
 }

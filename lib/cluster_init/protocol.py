@@ -67,7 +67,7 @@ VERBS = {
 }
 
 # the fields of a "list" data line, in order
-LIST_FIELDS = ("group", "tag", "levels", "mode", "state", "pid", "starts", "last_exit", "since")
+LIST_FIELDS = ("group", "tag", "levels", "mode", "state", "pid", "starts", "last_exit", "since", "note")
 
 
 class ProtocolError(ValueError):

@@ -51,6 +51,7 @@ class ProcEvent(_Named):
     TIMEOUT = enum.auto()
     REAPED = enum.auto()  # a process that was not a leader exited
     ADOPT = enum.auto()  # a new daemon takes over what its predecessor left
+    RESTART = enum.auto()  # stop gracefully and start again (clinit -r)
     # verdicts of "check mode"
     WAIT = enum.auto()
     ONCE = enum.auto()

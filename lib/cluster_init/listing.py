@@ -1,0 +1,83 @@
+"""The per-entry listing (``clinit -l``): one row of fields per entry.
+
+The daemon builds the rows (``row``); the command prints them as an
+aligned table with a header on a terminal, and as tab-separated fields
+without a header otherwise (``render``), so that ``cut`` and ``awk``
+work.  The fields are protocol.LIST_FIELDS.
+"""
+
+import signal
+
+from .protocol import LIST_FIELDS
+
+HEADER = ("GROUP", "TAG", "LEVELS", "MODE", "STATE", "PID", "STARTS", "LAST", "SINCE", "NOTE")
+
+
+def last_exit(status):
+    """An exit code ("0", "127"), a signal name ("SIGTERM"), or "-"."""
+    if status is None:
+        return "-"
+    if status & 0x7F == 0:
+        return str((status >> 8) & 0xFF)
+    signum = status & 0x7F
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def row(entry, proc, ctx, now, left=False):
+    """The fields of one entry (``proc`` its machine, or None; ``left``: it left the cltab)."""
+    history = ctx.history.get((entry.group, entry.tag))
+    notes = []
+    if proc is not None:
+        held = proc.held_back_for
+        if held is not None:
+            notes.append(f"respawn held back, {held:.0f}s left")
+        if proc.adopted:
+            notes.append("adopted")
+        if proc.restarting:
+            notes.append("restarting")
+    if left:
+        notes.append("left the cltab")
+    return (
+        entry.group,
+        entry.tag,
+        entry.levels,
+        entry.mode,
+        proc.state.value if proc is not None else "CONFIGURED",
+        str(proc.pid) if proc is not None and proc.pid is not None else "-",
+        str(history.starts if history is not None else 0),
+        last_exit(history.status if history is not None else None),
+        str(int(now - proc.since)) if proc is not None else "-",
+        "; ".join(notes) or "-",
+    )
+
+
+def duration(seconds):
+    """``42s``, ``3m07s``, ``2h05m``, ``3d04h``."""
+    if not seconds.isdigit():
+        return seconds
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def render(lines, table):
+    """The listing's text: an aligned table with a header, or the tab-separated lines."""
+    if not table:
+        return "".join(line + "\n" for line in lines)
+    rows = [HEADER]
+    for line in lines:
+        fields = line.split("\t")
+        fields[8] = duration(fields[8])
+        rows.append(tuple(fields))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_FIELDS))]
+    return "".join(
+        "  ".join(field.ljust(width) for field, width in zip(r, widths)).rstrip() + "\n" for r in rows
+    )

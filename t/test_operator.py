@@ -1,0 +1,172 @@
+"""The operator's view: clinit -l, clinit -S and clinit -r."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from daemon_rig import CLINIT, wait_for
+from realproc import alive
+
+
+def settings(node, *extra):
+    lines = [f":::socket:{node.socket}", f":::clstat:{node.clstat}", f":::log:{node.log}", *extra]
+    return "\n".join(lines) + "\n"
+
+
+OPS = (
+    "ops:server:run:respawn:exec sleep 1000\n"
+    "ops:setup:run,other:wait:exit 3\n"
+    "ops:probe:run:test:true\n"
+    "ops:later:other:once:sleep 5\n"
+    "ops:never:run:off:true\n"
+    "misc:one:1:wait:true\n"
+)
+
+
+def rows(node, *args):
+    result = node.clinit("-l", *args)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+def test_list_shows_every_entry_with_its_columns(node):
+    node.write_cltab(settings(node) + OPS)
+    node.start()
+    assert node.settle("ops", "run") == "DONE"
+    listed = {row[1]: row for row in rows(node, "ops")}
+    assert list(listed) == ["server", "setup", "probe", "later", "never"], "file order, one group"
+    server = listed["server"]
+    assert server[:5] == ["ops", "server", "run", "respawn", "DONE"]
+    assert alive(int(server[5])) and server[6] == "1" and server[7] == "-"
+    assert int(server[8]) >= 0 and server[9] == "-"
+    assert listed["setup"][4:8] == ["DONE", "-", "1", "3"], "the last exit code"
+    assert listed["probe"][4:8] == ["PASS", "-", "1", "0"]
+    assert listed["later"][4:9] == ["CONFIGURED", "-", "0", "-", "-"], "not of this level"
+    assert listed["never"][3:5] == ["off", "CONFIGURED"]
+    assert "ops:setup: pid" in node.log_text() and "WARNING ops:setup: pid" in node.log_text()
+    os.kill(int(server[5]), 15)
+    wait_for(lambda: {r[1]: r for r in rows(node, "ops")}["server"][6] == "2", what="the respawn")
+    again = {r[1]: r for r in rows(node, "ops")}["server"]
+    assert again[7] == "SIGTERM", "the signal that ended it"
+    everything = rows(node)
+    assert [row[0] for row in everything] == ["ops"] * 5 + ["misc"]
+
+
+def test_list_on_a_terminal_is_an_aligned_table(node):
+    node.write_cltab(settings(node) + OPS)
+    node.start()
+    node.settle("ops", "run")
+    master, slave = os.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, CLINIT, "-c", node.cltab, "-l", "ops"], env=node.env(),
+            stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, timeout=30,
+        )
+        os.close(slave)
+        slave = None
+        text = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            text += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert result.returncode == 0
+    lines = text.decode().replace("\r\n", "\n").splitlines()
+    assert re.match(r"GROUP +TAG +LEVELS +MODE +STATE +PID +STARTS +LAST +SINCE +NOTE$", lines[0])
+    assert len(lines) == 6 and "\t" not in text.decode()
+    starts = lines[0].index("STATE")
+    assert all(line[starts:].split()[0] in ("DONE", "PASS", "CONFIGURED") for line in lines[1:])
+    assert re.search(r"\b\d+s\b", lines[1]), "the time in its state, for people"
+
+
+def test_list_shows_a_respawn_held_back(node):
+    node.write_cltab(settings(node, ":::respawn_limit:1", ":::respawn_window:5", ":::respawn_hold:60")
+                     + "flap:flap1:1:respawn:exit 1\n")
+    node.start()
+    node.tell("flap", "1")
+    wait_for(lambda: rows(node, "flap")[0][4] == "PAUSING", what="the hold-back")
+    row = rows(node, "flap")[0]
+    assert re.fullmatch(r"respawn held back, (59|60)s left", row[9]), row
+    assert "respawning too rapidly" in node.log_text()
+
+
+def test_restart_stops_gracefully_and_starts_again(node):
+    node.write_cltab(settings(node, ":::respawn_limit:1", ":::respawn_window:5", ":::respawn_hold:60") + OPS
+                     + "flap:flap1:1:respawn:exit 1\n")
+    node.start()
+    node.settle("ops", "run")
+    before = {r[1]: r for r in rows(node, "ops")}["server"]
+    result = node.clinit("-r", "ops", "server")
+    assert (result.returncode, result.stdout) == (0, "restarting ops:server\n")
+    wait_for(lambda: {r[1]: r for r in rows(node, "ops")}["server"][6] == "2", what="the restart")
+    after = {r[1]: r for r in rows(node, "ops")}["server"]
+    assert after[5] != before[5] and not alive(int(before[5]))
+    assert after[7] == "SIGINT", "stopped gracefully: SIGINT first"
+    assert node.status(group="ops") == "run DONE\n"
+    result = node.clinit("-r", "ops", "later")
+    assert result.returncode == 1 and "ops:later is not part of the level of group ops (run)" in result.stderr
+    assert node.clinit("-r", "ops", "nosuch").stderr == "clinit: no such entry: ops:nosuch\n"
+    node.tell("flap", "1")
+    wait_for(lambda: rows(node, "flap")[0][4] == "PAUSING", what="the hold-back")
+    starts = int(rows(node, "flap")[0][6])
+    assert node.clinit("-r", "flap", "flap1").returncode == 0
+    wait_for(lambda: int(rows(node, "flap")[0][6]) > starts, what="a start without waiting out the hold-back")
+
+
+def status(node, *args):
+    result = node.clinit("-S", *args)
+    return result.returncode, result.stdout
+
+
+def test_status_exit_codes(node):
+    node.write_cltab(settings(node) + OPS + "slow:s1:1:wait:sleep 30\nbad:t1:1:test:false\n")
+    assert status(node) == (4, ""), "no clstat: no daemon writes it"
+    node.start()
+    node.settle("ops", "run")
+    assert status(node, "ops") == (0, "run DONE\n")
+    assert status(node, "ops", "run") == (0, "run DONE\n")
+    assert status(node, "ops", "other") == (3, "run DONE\n"), "at another level"
+    assert status(node, "misc") == (3, ""), "not in clstat"
+    assert node.settle("bad", "1") == "FAILED"
+    assert status(node, "bad", "1") == (1, "1 FAILED\n")
+    node.tell("slow", "1")
+    node.wait_status("1 STARTING\n", group="slow")
+    assert status(node, "slow", "1")[0] == 3, "on its way"
+    code, out = status(node)
+    assert code == 1 and "bad 1 FAILED\n" in out, "one FAILED among all"
+    old = time.time() - 200
+    os.utime(node.clstat, (old, old))
+    assert status(node, "ops")[0] == 4, "stale: no live daemon rewrites it"
+
+
+def test_status_of_another_nodes_clstat(node, tmp_path):
+    node.write_cltab(settings(node) + OPS)
+    node.start()
+    node.settle("ops", "run")
+    copy = tmp_path / "node2.clstat"
+    shutil.copy(node.clstat, copy)
+    result = subprocess.run(
+        [sys.executable, CLINIT, "-S", "--clstat", str(copy), "ops", "run"], env=node.env(),
+        cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )
+    assert (result.returncode, result.stdout) == (0, "run DONE\n"), "no cltab, no daemon needed"
+
+
+def test_status_asks_nothing_of_the_daemon(node):
+    node.write_cltab(settings(node) + OPS)
+    node.start()
+    node.settle("ops", "run")
+    requests = node.log_text().count("telling")
+    node.write_cltab(settings(node) + OPS + "new:n1:1:wait:true\n")
+    assert status(node, "ops")[0] == 0
+    assert node.log_text().count("telling") == requests and "reread" not in node.log_text()
