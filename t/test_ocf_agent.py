@@ -241,26 +241,26 @@ case " $* " in
     *" --check "*) exit 0 ;;
     *" -d "*) echo "stub: no daemon for you" >&2; exit "${STUB_D:-0}" ;;
     *" -w "*) echo "stub: waited" >&2; exit "${STUB_W:-0}" ;;
-    *" -v "*) exit "${STUB_V:-0}" ;;
+    *" -l "*) exit "${STUB_L:-0}" ;;
 esac
 exit 0
 """
 
 
 @pytest.mark.parametrize("action, codes, expected", [
-    ("start", {"STUB_V": "3", "STUB_D": "5"}, OCF_ERR_INSTALLED),  # python-daemon missing
-    ("start", {"STUB_V": "3", "STUB_D": "6"}, OCF_ERR_CONFIGURED),  # cltab refused
-    ("start", {"STUB_V": "3", "STUB_D": "1"}, OCF_ERR_GENERIC),  # cannot start
-    ("start", {"STUB_V": "4"}, 4),  # permission denied
+    ("start", {"STUB_L": "3", "STUB_D": "5"}, OCF_ERR_INSTALLED),  # python-daemon missing
+    ("start", {"STUB_L": "3", "STUB_D": "6"}, OCF_ERR_CONFIGURED),  # cltab refused
+    ("start", {"STUB_L": "3", "STUB_D": "1"}, OCF_ERR_GENERIC),  # cannot start
+    ("start", {"STUB_L": "4"}, 4),  # permission denied
     ("start", {"STUB_W": "124"}, OCF_ERR_GENERIC),  # -w timeout: not 124
     ("start", {"STUB_W": "3"}, OCF_ERR_GENERIC),  # the daemon went away: not "unimplemented"
     ("start", {"STUB_W": "4"}, 4),
     ("start", {"STUB_W": "6"}, OCF_ERR_CONFIGURED),
     ("start", {"STUB_W": "2"}, OCF_ERR_CONFIGURED),  # clinit refused the names
     ("stop", {"STUB_W": "124"}, OCF_ERR_GENERIC),
-    ("monitor", {"STUB_V": "3"}, OCF_NOT_RUNNING),  # no daemon, nothing left: not 3
-    ("monitor", {"STUB_V": "4"}, 4),
-    ("monitor", {"STUB_V": "124"}, OCF_ERR_GENERIC),
+    ("monitor", {"STUB_L": "3"}, OCF_NOT_RUNNING),  # no daemon, nothing left: not 3
+    ("monitor", {"STUB_L": "4"}, 4),
+    ("monitor", {"STUB_L": "124"}, OCF_ERR_GENERIC),
 ])
 def test_clinit_statuses_are_mapped_not_passed_through(rig, action, codes, expected):
     stub = os.path.join(rig.dir, "bin", "stub-clinit")
