@@ -6,6 +6,7 @@ failed half-way.  Waits poll with a deadline; none sleeps and hopes.
 """
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ CLINIT = os.path.join(CHECKOUT, "clinit")
 LIB = os.path.join(CHECKOUT, "lib")
 
 
-def wait_for(predicate, timeout=10.0, what="condition"):
+def wait_for(predicate, timeout=10.0, what="condition", interval=0.02):
     """Poll ``predicate`` until it is true; its value.  AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -32,7 +33,17 @@ def wait_for(predicate, timeout=10.0, what="condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
+
+
+def clinit_wrapper(path):
+    """An executable ``clinit`` at ``path`` that runs this checkout's clinit with this
+    Python (which has python-daemon and lockfile, as ``clinit -d -b`` needs)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(CLINIT)} \"$@\"\n")
+    os.chmod(path, 0o755)
+    return path
 
 
 def stays(getter, seconds, what="value"):
@@ -144,6 +155,10 @@ class Node:
 
     def client(self):
         return Client(cltab=self.cltab)
+
+    def wrapper(self):
+        """A ``clinit`` command in the node's directory (see clinit_wrapper)."""
+        return clinit_wrapper(os.path.join(self.dir, "clinit-wrapper"))
 
     def tell(self, group, level):
         """Tell through the protocol (a warning the daemon gives is not raised)."""

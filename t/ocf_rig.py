@@ -14,8 +14,10 @@ import subprocess
 import sys
 import tempfile
 
-from daemon_rig import CHECKOUT, Node, marked_pids, wait_for
+from daemon_rig import CHECKOUT, Node, clinit_wrapper, marked_pids, wait_for
 from realproc import alive
+
+from cluster_init.status import read as read_clstat
 
 AGENT = os.path.join(CHECKOUT, "ocf", "clinit")
 OCF_ROOT = "/usr/lib/ocf"
@@ -35,16 +37,8 @@ slow:nap:run:wait:exec sleep 30
 
 
 def write_clinit_wrapper(path):
-    """A ``clinit`` command that runs this checkout's clinit with this Python.
-
-    This Python has python-daemon and lockfile, which ``clinit -d -b`` needs.
-    """
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as stream:
-        stream.write("#!/bin/sh\nexec {} {} \"$@\"\n".format(
-            shlex.quote(sys.executable), shlex.quote(os.path.join(CHECKOUT, "clinit"))))
-    os.chmod(path, 0o755)
-    return path
+    """A ``clinit`` command that runs this checkout's clinit with this Python."""
+    return clinit_wrapper(path)
 
 
 def environ_of(pid):
@@ -106,15 +100,7 @@ class AgentRig:
 
     def clstat(self, group="web"):
         """(level, state) of ``group`` in clstat, or None."""
-        try:
-            with open(self.node.clstat, encoding="utf-8") as stream:
-                for line in stream:
-                    words = line.split()
-                    if len(words) == 4 and words[1] == group:
-                        return tuple(words[2:])
-        except FileNotFoundError:
-            pass
-        return None
+        return next((tuple(row[1:]) for row in read_clstat(self.node.clstat) if row[0] == group), None)
 
     def daemon_pid(self):
         try:

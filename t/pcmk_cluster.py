@@ -35,6 +35,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from daemon_rig import wait_for  # noqa: F401 - the tests import it from here
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_INIT = os.path.join(HERE, "pcmk_node_init.py")
 OCF_ROOT = "/usr/lib/ocf"
@@ -121,18 +123,6 @@ def _run(argv, timeout=30, **kwargs):
     return subprocess.run(
         argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, **kwargs
     )
-
-
-def wait_for(predicate, timeout, what, interval=0.1):
-    """Poll ``predicate`` until it is true; its value.  AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 _REASON = []

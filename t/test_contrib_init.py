@@ -24,15 +24,6 @@ SCRIPT = os.path.join(CHECKOUT, "contrib", "clinit.init")
 NOWHERE = "/nonexistent/clinit-test"
 
 
-def write_wrapper(directory):
-    """An executable that runs the checkout's clinit with this python."""
-    path = os.path.join(directory, "clinit-wrapper")
-    with open(path, "w", encoding="utf-8") as stream:
-        stream.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(CLINIT)} \"$@\"\n")
-    os.chmod(path, 0o755)
-    return path
-
-
 def cltab_text(directory, entries, pidfile=True):
     settings = [
         f":::socket:{directory}/clinit.s",
@@ -58,7 +49,7 @@ class Init:
         self.pidfile = os.path.join(node.dir, "clinit.pid")
         self.env = node.env()
         self.env.update(
-            CLINIT=write_wrapper(node.dir),
+            CLINIT=node.wrapper(),
             CLTAB=node.cltab,
             CLINIT_DEFAULTS=NOWHERE,
             LSB_INIT_FUNCTIONS=NOWHERE,
@@ -288,7 +279,7 @@ def test_settings_from_the_defaults_file(node):
     defaults = os.path.join(node.dir, "default-clinit")
     with open(defaults, "w", encoding="utf-8") as stream:
         stream.write(
-            f"CLINIT={shlex.quote(write_wrapper(node.dir))}\n"
+            f"CLINIT={shlex.quote(node.wrapper())}\n"
             f"CLTAB={shlex.quote(node.cltab)}\n"
             f"PIDFILE={shlex.quote(pidfile)}\n"
         )

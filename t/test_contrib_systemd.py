@@ -196,14 +196,6 @@ class Systemd:
         return result
 
 
-def write_wrapper(directory):
-    path = os.path.join(directory, "clinit-wrapper")
-    with open(path, "w", encoding="utf-8") as stream:
-        stream.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(CLINIT)} \"$@\"\n")
-    os.chmod(path, 0o755)
-    return path
-
-
 def cltab_text(directory, entries):
     return "\n".join([
         f":::socket:{directory}/clinit.s",
@@ -227,7 +219,7 @@ def child_pid(node):
 @pytest.fixture
 def systemd(node):
     node.write_cltab(cltab_text(node.dir, [web_entry(node.dir)]))
-    return Systemd(node, write_wrapper(node.dir))
+    return Systemd(node, node.wrapper())
 
 
 def test_exec_start_reload_stop(systemd, node):

@@ -13,6 +13,7 @@ are missing.
 import os
 import time
 
+from cluster_init.status import read as read_clstat
 from ocf_rig import AGENT, write_clinit_wrapper
 from pcmk_cluster import pcmk_cluster, wait_for  # noqa: F401 - pcmk_cluster is a fixture
 
@@ -112,15 +113,8 @@ def has_vip(cluster, node):
 
 def clstat(node, group="web"):
     """(level, state) of ``group`` in the node's clstat, or None."""
-    try:
-        with open(node.path("/run/clinit/clstat"), encoding="utf-8") as stream:
-            for line in stream:
-                words = line.split()
-                if len(words) == 4 and words[1] == group:
-                    return tuple(words[2:])
-    except FileNotFoundError:
-        pass
-    return None
+    rows = read_clstat(node.path("/run/clinit/clstat"))
+    return next((tuple(row[1:]) for row in rows if row[0] == group), None)
 
 
 def svc_nodes(cluster):
