@@ -228,3 +228,56 @@ def test_check_refuses_a_fifo_without_blocking(node, tmp_path):
     result = node.clinit("--check", "-c", str(fifo), timeout=10)
     assert result.returncode == 6
     assert result.stderr == f"{fifo}: not a regular file\n"
+
+
+def test_an_answer_sent_before_the_request_is_still_read(monkeypatch):
+    """A daemon that refuses at accept answers and closes before the client has sent:
+    the send fails (EPIPE), the answer is still there to read."""
+    import _socket
+
+    from cluster_init import client as client_module
+    from cluster_init.client import Client
+    from cluster_init.errors import PermissionDenied
+
+    class Refused:
+        def __init__(self, *args):
+            self.answer = [b"error permission denied: uid 65534 may not use this clinit daemon\n", b""]
+
+        def settimeout(self, _timeout):
+            pass
+
+        def connect(self, _path):
+            pass
+
+        def sendall(self, _data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def recv(self, _size):
+            return self.answer.pop(0)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(client_module, "_socket", type("S", (), {"socket": Refused, "AF_UNIX": _socket.AF_UNIX, "SOCK_STREAM": _socket.SOCK_STREAM}))
+    with pytest.raises(PermissionDenied, match="uid 65534 may not use"):
+        Client(cltab="/nonexistent", socket="/nonexistent.s").request("ping")
+
+
+def test_check_warns_of_unknown_settings_beside_errors(node):
+    node.write_cltab(":::kil_delay:3\n" + open(node.cltab).read() + "g:t:1:sometimes:true\n")
+    result = node.clinit("--check", "-v")
+    assert result.returncode == 6
+    assert "unknown mode 'sometimes'" in result.stderr
+    assert "unknown setting 'kil_delay' ignored (did you mean kill_delay?)" in result.stderr
+
+
+def test_check_counts_in_words(node):
+    node.write_cltab("g:t:1:wait:true\n")
+    assert node.clinit("--check").stdout == f"{node.cltab}: ok, 1 entry in 1 group\n"
+
+
+def test_verbose_says_when_there_is_no_clstat(node):
+    node.start()
+    os.unlink(node.clstat)
+    result = node.clinit("-v")  # a reread that changes nothing writes no clstat
+    assert f"warning: {node.clstat} does not exist" in result.stderr

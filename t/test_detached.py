@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 
 from daemon_rig import CHECKOUT, CLINIT, LIB, marked_pids, wait_for
 from realproc import alive
@@ -205,3 +206,44 @@ def test_sighup_reopens_the_log(node):
     node.settle("hellogrp", "1")
     assert "hellogrp:hello1: started" in node.log_text()
     assert "hellogrp:hello1: started" not in read(node.log + ".1")
+
+
+def test_b_says_why_it_cannot_have_its_pid_file(node):
+    """As an ordinary user with the default pid file under /var/run: a message, not a traceback."""
+    from as_user import nobody, run_as
+    from cluster_init import cli
+
+    uid, gid = nobody()
+    public = tempfile.mkdtemp(prefix="clinit-public-")
+    try:
+        os.chmod(public, 0o755)
+        os.chown(public, uid, gid)
+        cltab = os.path.join(public, "cltab")
+        with open(cltab, "w") as stream:
+            stream.write(f":::socket:{public}/s\n:::clstat:{public}/clstat\n:::log:{public}/log\ng:t:1:wait:true\n")
+        code, _out, err = run_as(uid, gid, cli.main, ["-c", cltab, "-d", "-b"])
+        assert code == 1, err
+        assert "Traceback" not in err
+        assert "clinit: cannot create /var/run/clinit for the pidfile: Permission denied (set -p or :::pidfile:)" in err \
+            or "cannot use the pid file /var/run/clinit/clinit.pid" in err, err
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+
+
+def test_b_refuses_to_detach_when_its_log_cannot_be_written(node):
+    """Under -b nobody sees what the daemon says later: a log it cannot open stops it now."""
+    blocker = os.path.join(node.dir, "afile")
+    open(blocker, "w").close()
+    node.write_cltab(settings(node).replace(node.log, f"{blocker}/log") + "g:t:1:once:true\n")
+    result = detach(node)
+    assert result.returncode == 1
+    assert f"cannot create {blocker} for the log: " in result.stderr or f"cannot open the log {blocker}/log" in result.stderr
+    assert not os.path.exists(node.socket)
+
+
+def test_a_start_failure_shows_in_the_listing(node):
+    node.write_cltab(settings(node, f":::directory:{node.dir}/nowhere") + "where:pwd:1:wait:pwd\n")
+    node.start()
+    assert node.settle("where", "1") == "FAILED"
+    (row,) = [line.split("\t") for line in node.clinit("-l").stdout.splitlines()]
+    assert row[9] == f"cannot start: cannot change to directory {node.dir}/nowhere: No such file or directory"

@@ -96,12 +96,14 @@ def test_sigusr1_dumps_the_state(node):
     node.settle("pidgrp", "1")
     node.settle("hellogrp", "f")
     node.daemon.send_signal(signal.SIGUSR1)
-    wait_for(lambda: "hellogrp:htest2: " in node.log_text().partition("state dump")[2], what="the dump")
+    wait_for(lambda: "group test: never told" in node.log_text().partition("state dump")[2] and "test:test6" in node.log_text().partition("state dump")[2], what="the dump")
     dump = node.log_text().split("state dump")[-1]
     assert "group pidgrp: level 1 DONE" in dump
     assert "group hellogrp: level f FAILED" in dump
     assert "pidgrp:pid1: DONE, pid " in dump and "started 1 time(s), last exit -" in dump
-    assert "hellogrp:htest2: FAIL, pid -, started 1 time(s), last exit exit 1" in dump
+    assert "hellogrp:htest2: FAIL, pid -, started 1 time(s), last exit 1, " in dump
+    assert "hellogrp:hello2: CONFIGURED, pid -, started 0 time(s), last exit -\n" in dump, "every entry"
+    assert "group scramjet: never told" in dump
 
 
 def test_idle_connections_never_lock_the_administrator_out(node):

@@ -132,13 +132,14 @@ def test_status_exit_codes(node):
     node.write_cltab(settings(node) + OPS + "slow:s1:1:wait:sleep 30\nbad:t1:1:test:false\n")
     assert status(node) == (4, ""), "no clstat: no daemon writes it"
     node.start()
+    assert status(node) == (3, ""), "no group told yet: none is running"
     node.settle("ops", "run")
-    assert status(node, "ops") == (0, "run DONE\n")
-    assert status(node, "ops", "run") == (0, "run DONE\n")
-    assert status(node, "ops", "other") == (3, "run DONE\n"), "at another level"
+    assert status(node, "ops") == (0, "ops run DONE\n")
+    assert status(node, "ops", "run") == (0, "ops run DONE\n")
+    assert status(node, "ops", "other") == (3, "ops run DONE\n"), "at another level"
     assert status(node, "misc") == (3, ""), "not in clstat"
     assert node.settle("bad", "1") == "FAILED"
-    assert status(node, "bad", "1") == (1, "1 FAILED\n")
+    assert status(node, "bad", "1") == (1, "bad 1 FAILED\n")
     node.tell("slow", "1")
     node.wait_status("1 STARTING\n", group="slow")
     assert status(node, "slow", "1")[0] == 3, "on its way"
@@ -159,7 +160,7 @@ def test_status_of_another_nodes_clstat(node, tmp_path):
         [sys.executable, CLINIT, "-S", "--clstat", str(copy), "ops", "run"], env=node.env(),
         cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
     )
-    assert (result.returncode, result.stdout) == (0, "run DONE\n"), "no cltab, no daemon needed"
+    assert (result.returncode, result.stdout) == (0, "ops run DONE\n"), "no cltab, no daemon needed"
 
 
 def test_status_asks_nothing_of_the_daemon(node):
@@ -170,3 +171,22 @@ def test_status_asks_nothing_of_the_daemon(node):
     node.write_cltab(settings(node) + OPS + "new:n1:1:wait:true\n")
     assert status(node, "ops")[0] == 0
     assert node.log_text().count("telling") == requests and "reread" not in node.log_text()
+
+
+def test_a_bad_setting_the_client_does_not_use_keeps_no_command_out(node):
+    """kill_delay is the daemon's to refuse: -S, -l and -k still work."""
+    node.write_cltab(settings(node) + OPS)
+    node.start()
+    node.settle("ops", "run")
+    node.write_cltab(":::kill_delay:-1\n" + settings(node) + OPS)
+    assert status(node, "ops") == (0, "ops run DONE\n")
+    assert node.clinit("-l", "ops").returncode == 0
+    result = node.clinit("ops", "run")
+    assert result.returncode == 6 and "cltab:1: setting kill_delay must not be negative" in result.stderr
+    assert node.clinit("-k", "-w", "-t", "30").returncode == 0
+
+
+def test_status_without_a_cltab_reads_the_default_clstat(node, tmp_path):
+    result = node.clinit("-S", "-c", str(tmp_path / "nonexistent"))
+    assert result.returncode == 4, "the default clstat is not there either"
+    assert "warning: " in result.stderr and "reading /var/run/clinit/clstat" in result.stderr

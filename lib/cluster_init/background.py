@@ -30,7 +30,8 @@ def check_dependencies():
         except ImportError as error:
             raise MissingDependency(
                 f"-b needs the Python package {package}, which is not installed ({error});"
-                f" install it with: pip install {package}"
+                f" install it with: pip install {package} (on Debian: apt install python3-daemon"
+                " python3-lockfile), or run the clinit of the virtual environment that has it"
             ) from None
 
 
@@ -53,7 +54,6 @@ def _pidlock(path):
     """
     from lockfile.pidlockfile import PIDLockFile
 
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     lock = PIDLockFile(path, timeout=0)
     pid = lock.read_pid()
     if pid is not None and pid != os.getpid() and is_clinit(pid):
@@ -103,7 +103,13 @@ def start(daemon, timeout=READY_TIMEOUT):
     Returns once it accepts requests; DaemonStartError if it cannot.
     """
     daemon.check_socket()
-    pidlock = _pidlock(daemon.paths["pidfile"])
+    daemon.check_files()
+    try:
+        pidlock = _pidlock(daemon.paths["pidfile"])
+    except OSError as error:
+        raise DaemonStartError(
+            f"cannot use the pid file {daemon.paths['pidfile']}: {error.strerror or error} (set -p or :::pidfile:)"
+        ) from None
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:

@@ -245,12 +245,22 @@ def _check(args):
         table, _signature = load_trusted(args.cltab)
     except CltabError as error:
         print(error, file=sys.stderr)
+        _warn_unknown(args, error.warnings)
         return EXIT_CLTAB
-    if args.verbose:
-        for line, message in table.warnings:
-            say(f"warning: {args.cltab}:{line}: {message}")
-    print(f"{args.cltab}: ok, {len(table.entries)} entries in {len(table.groups())} groups")
+    _warn_unknown(args, table.warnings)
+    entries, groups = len(table.entries), len(table.groups())
+    print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}")
     return EXIT_OK
+
+
+def _count(number, one, many):
+    return f"{number} {one if number == 1 else many}"
+
+
+def _warn_unknown(args, warnings):
+    if args.verbose:
+        for line, message in warnings:
+            say(f"warning: {args.cltab}:{line}: {message}")
 
 
 def _wait_for_exit(client, timeout):
@@ -319,14 +329,14 @@ def _status(args):
         client = Client(cltab=args.cltab, socket=args.socket)
         try:
             path = client.conf("clstat")
-        except CltabError as error:
-            say(error)
-            return EXIT_CLTAB
+        except CltabError as error:  # the default clstat, then: -S works without a cltab
+            say(f"warning: {error}; reading {DEFAULT_SETTINGS['clstat']}")
+            path = DEFAULT_SETTINGS["clstat"]
     group = args.words[0] if args.words else None
     level = args.words[1] if len(args.words) == 2 else None
     rows, mtime = status.read_with_mtime(path)
-    text = status.render(rows, group=group, level=None)
-    sys.stdout.write(text)
+    shown = [row for row in rows if group is None or row[0] == group]
+    sys.stdout.write(status.render(shown))
     if mtime is None:
         say(f"{path}: no such file: no daemon writes it")
         return STATUS_UNKNOWN
@@ -334,9 +344,8 @@ def _status(args):
     if age > STALE_AFTER:
         say(f"{path} is stale: written {age:.0f} s ago (a live daemon rewrites it every 30 to 45 s)")
         return STATUS_UNKNOWN
-    shown = [row for row in rows if group is None or row[0] == group]
-    if group is not None and not shown:
-        return STATUS_NOT_THERE
+    if not shown:
+        return STATUS_NOT_THERE  # not in clstat (or no group was ever told)
     if any(state == "FAILED" for _name, _level, state in shown):
         return STATUS_FAILED
     if any(state not in ("DONE", "PASSED") or level not in (None, at) for _name, at, state in shown):
@@ -392,5 +401,8 @@ def main(argv=None):
         say(error)
         return EXIT_ERROR
     if args.verbose:
+        clstat = client.conf("clstat")
+        if not args.kill and not os.path.exists(clstat):
+            say(f"warning: {clstat} does not exist: no daemon writes it")
         sys.stdout.write(client.status())
     return code

@@ -129,6 +129,9 @@ class Client:
             chunks = []
             try:
                 connection.sendall(line)
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # refused at accept: the daemon answered and closed before we sent
+            try:
                 while True:
                     chunk = connection.recv(65536)
                     if not chunk:

@@ -163,7 +163,7 @@ def parse(text, path="<cltab>", entries=True):
         if not messages:
             found.append(Entry(*fields, line=number))
     if problems:
-        raise CltabError(path, problems)
+        raise CltabError(path, problems, warnings)
     return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings))
 
 

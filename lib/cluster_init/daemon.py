@@ -30,6 +30,7 @@ import selectors
 import socket
 import stat
 import sys
+import tempfile
 
 from . import adopt
 from . import cltab as _cltab
@@ -48,8 +49,8 @@ from .registry import Registry
 from .states import SETTLED_GROUP_STATES, GroupState
 from .status import read as read_clstat
 from .statusfile import StatusFile
-from .sysapi import RealSystem, describe_status
-from .trust import check_directory_trust
+from .sysapi import RealSystem
+from .trust import check_directory_trust, make_directory, open_append
 from .version import VERSION
 
 log = logging.getLogger("cluster_init")
@@ -230,6 +231,32 @@ class Daemon:
             probe.close()
         raise DaemonStartError(f"another clinit daemon is already listening on {path}")
 
+    def make_directories(self):
+        """The directories of the daemon's files (mode 0755); DaemonStartError if one cannot be."""
+        names = ("socket", "clstat", "log", "pidfile") if self.background else ("socket", "clstat", "log")
+        for name in names:
+            directory = os.path.dirname(self.paths[name])
+            try:
+                make_directory(directory)
+            except OSError as error:
+                hint = " (set -p or :::pidfile:)" if name == "pidfile" else f" (set :::{name}:)"
+                raise DaemonStartError(f"cannot create {directory} for the {name}: {error.strerror}{hint}") from None
+
+    def check_files(self):
+        """Before clinit -d -b detaches, where nothing it says afterwards is seen:
+        DaemonStartError unless the log opens and clstat's directory takes files."""
+        self.make_directories()
+        try:
+            os.close(open_append(self.paths["log"]))
+        except OSError as error:
+            raise DaemonStartError(f"cannot open the log {self.paths['log']}: {error.strerror or error}") from None
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".clstat.", dir=os.path.dirname(self.paths["clstat"]))
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as error:
+            raise DaemonStartError(f"cannot write clstat {self.paths['clstat']}: {error.strerror or error}") from None
+
     def run(self, ready=None):
         """Serve until a shutdown has halted every group; ``ready()`` once listening."""
         self._open_log()
@@ -260,10 +287,7 @@ class Daemon:
         self.selector = selectors.DefaultSelector()
         self.system.nofile = raise_open_files_limit()
         path = self.paths["socket"]
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        except OSError as error:
-            raise DaemonStartError(f"cannot create {os.path.dirname(path)}: {error.strerror}") from None
+        self.make_directories()
         for name in ("socket", "clstat", "pidfile") if self.background else ("socket", "clstat"):
             try:
                 check_directory_trust(os.path.dirname(self.paths[name]), self.paths[name])
@@ -332,7 +356,7 @@ class Daemon:
         logger.propagate = False
         path = self.paths["log"]
         try:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            make_directory(os.path.dirname(path))
             self.logfile = LogFile(path)
         except OSError as error:
             print(f"clinit: cannot open log {path}: {error.strerror or error}", file=sys.stderr)
@@ -460,20 +484,27 @@ class Daemon:
                 log.info("ignoring signal %s", _signals.signal.Signals(signum).name)
 
     def dump(self):
-        """SIGUSR1: the state of every group and entry, to the log."""
+        """SIGUSR1: the state of every group and of every entry (as clinit -l has it), to the log."""
         log.info("state dump: %d group(s), %d process(es) running", len(self.groups), len(self.registry.live_pids()))
-        for name, group in self.groups.items():
-            log.info("group %s: level %s %s", name, group.level, group.state)
-            for tag, proc in group.procs.items():
-                last = describe_status(proc.status) if proc.status is not None else "-"
+        now = self.system.now()
+        for name in dict.fromkeys([*self.table.groups(), *self.groups]):
+            group = self.groups.get(name)
+            if group is not None:
+                log.info("group %s: level %s %s", name, group.level, group.state)
+            else:
+                log.info("group %s: never told", name)
+            for entry, proc, left in self._entries_and_procs(name):
+                fields = listing.row(entry, proc, self.ctx, now, left)
                 log.info(
-                    "  %s:%s: %s, pid %s, started %d time(s), last exit %s",
+                    "  %s:%s: %s, pid %s, started %s time(s), last exit %s%s%s",
                     name,
-                    tag,
-                    proc.state,
-                    proc.pid if proc.pid is not None else "-",
-                    proc.starts,
-                    last,
+                    entry.tag,
+                    fields[4],
+                    fields[5],
+                    fields[6],
+                    fields[7],
+                    "" if fields[8] == "-" else f", {fields[8]}s in its state",
+                    "" if fields[9] == "-" else f" ({fields[9]})",
                 )
 
     # ---- clients ----------------------------------------------------------

@@ -13,9 +13,10 @@ class CltabError(Error):
     ``FILE:LINE: message`` line per problem, as compilers do.
     """
 
-    def __init__(self, path, problems):
+    def __init__(self, path, problems, warnings=()):
         self.path = path
         self.problems = list(problems)
+        self.warnings = list(warnings)  # (line, message) of lines that were only ignored
         super().__init__(self.format())
 
     def format(self):

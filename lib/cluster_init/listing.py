@@ -31,6 +31,8 @@ def row(entry, proc, ctx, now, left=False):
     history = ctx.history.get((entry.group, entry.tag))
     notes = []
     if proc is not None:
+        if proc.failure is not None:
+            notes.append(f"cannot start: {proc.failure}")
         held = proc.held_back_for
         if held is not None:
             notes.append(f"respawn held back, {held:.0f}s left")

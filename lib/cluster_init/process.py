@@ -160,6 +160,7 @@ class Process(Machine):
         self.pgids = set()  # process groups we started that may still have processes
         self.watches = {}  # pid -> pidfd, for adopted processes
         self.adopted = False
+        self.failure = None  # why the last start failed
         self.restarting = False  # stopping to start again (clinit -r)
         self.history = context.history.setdefault((entry.group, entry.tag), History())
         self._signals_left = ()
@@ -215,6 +216,7 @@ class Process(Machine):
             )
         except SpawnError as error:
             log.error("%s: cannot start: %s", self.describe(), error)
+            self.failure = str(error)
             self.exec_failed = True
             self.post(E.EXEC_FAILED)
             return
@@ -226,6 +228,7 @@ class Process(Machine):
         self.starts += 1
         self.history.starts += 1
         self.exec_failed = False
+        self.failure = None
         self.ctx.registry.watch(pid, self)
         log.info("%s: started pid %d: %s", self.describe(), pid, self.entry.command)
         self.post(E.STARTED)

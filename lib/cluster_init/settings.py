@@ -38,6 +38,7 @@ DEFAULT_SETTINGS = {
 }
 # paths relative to the directory clinit -d was started from
 PATH_SETTINGS = ("socket", "clstat", "log", "pidfile")
+CLIENT_SETTINGS = ("socket", "clstat")  # what the clinit command reads of a cltab
 KILL_MODES = ("group", "all")
 _NUMBERS = {
     "term_delay": float,
@@ -136,14 +137,16 @@ def file_signature(path):
         return None
 
 
-def scan(text, path):
+def scan(text, path, check=CLIENT_SETTINGS):
     """The settings of cltab ``text`` and the unknown names, without parsing entries.
 
     Returns ``(settings, unknown)``: ``settings`` maps each known name to
-    its checked value, ``unknown`` lists ``(line, message)`` for names
-    clinit does not know.  Raises CltabError (with ``path``) for a bad
-    value.  Only lines that start with a colon are looked at, so this is
-    fast on a cltab of any size.
+    its value, ``unknown`` lists ``(line, message)`` for names clinit does
+    not know.  Raises CltabError (with ``path``) for a bad value of a
+    setting named in ``check`` (by default those a client uses: a bad
+    kill_delay is the daemon's to refuse, and must not keep ``clinit -k``
+    or ``clinit -S`` from working).  Only lines that start with a colon
+    are looked at, so this is fast on a cltab of any size.
     """
     settings = {}
     unknown = []
@@ -161,11 +164,13 @@ def scan(text, path):
             number = text.count("\n", 0, start) + 1
             if name not in DEFAULT_SETTINGS:
                 unknown.append((number, unknown_name_message(name)))
-            else:
+            elif name in check:
                 try:
                     settings[name] = check_value(name, value)
                 except ValueError as error:
                     problems.append((number, str(error)))
+            else:
+                settings[name] = value
         if end < 0:
             break
         position = text.find("\n:", end)

@@ -82,6 +82,20 @@ def check_directory_trust(directory, what):
         raise PermissionError(f"{what}: not trusted: {'; '.join(problems)}")
 
 
+def make_directory(path, mode=0o755):
+    """Create ``path`` and its missing parents, each ``mode`` whatever the umask."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        make_directory(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return
+    os.chmod(path, mode)
+
+
 def open_append(path, mode=0o640):
     """Open ``path`` for appending (created with ``mode``); fd, close-on-exec.
 
