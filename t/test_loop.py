@@ -78,7 +78,11 @@ def test_status_is_answered_while_a_big_level_starts(node):
 
 @pytest.mark.parametrize(
     "signum",
-    [signal.SIGUSR2, signal.SIGQUIT, signal.SIGALRM, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU],
+    [
+        signal.SIGUSR2, signal.SIGQUIT, signal.SIGALRM, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN,
+        signal.SIGTTOU, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU, signal.SIGIO, signal.SIGPWR,
+        signal.SIGSTKFLT, signal.SIGSYS, signal.SIGTRAP, signal.SIGRTMIN, signal.SIGRTMAX,
+    ],
 )
 def test_stray_signals_are_harmless(node, signum):
     node.start()
@@ -324,3 +328,26 @@ def test_one_daemon_per_socket_even_when_the_socket_was_deleted(node):
     assert node.settle("scramjet", "1") == "DONE"
     assert "was deleted or replaced: listening on it again" in node.log_text()
     assert alive(node.daemon.pid)
+
+
+def test_no_descriptor_left_is_no_busy_loop(node):
+    """EMFILE at accept: accepting pauses (one log line a pause), the administrator still gets in."""
+    def tight():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+    with open(node.stderr_path, "w") as stderr:
+        node.daemon = subprocess.Popen(
+            [sys.executable, CLINIT, "-d", "-c", node.cltab], cwd=node.dir, env=node.env(),
+            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, preexec_fn=tight,
+        )
+    wait_for(lambda: node.client().alive(), what="daemon")
+    idle = [connect(node) for _ in range(80)]
+    try:
+        time.sleep(1.5)  # measuring that nothing spins takes time
+        assert node.log_text().count("accept failed") <= 6, "paused, not spinning"
+        result = node.clinit("-k", "-w", "-t", "30", timeout=60)
+        assert result.returncode == 0, result.stderr
+    finally:
+        for sock in idle:
+            sock.close()
+    node.daemon.wait(30)

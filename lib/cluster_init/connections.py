@@ -36,6 +36,7 @@ log = logging.getLogger("cluster_init")
 CLIENT_TIMEOUT = 30.0  # a client must send its request (and read the answer) this fast
 MAX_CONNECTIONS = 512  # open connections, waiting ones not counted
 MAX_WAITERS = 256  # wait requests pending at once
+ACCEPT_PAUSE = 0.5  # seconds without accepting when no descriptor is left
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux 4.13; not named in Python 3.11
 
 
@@ -134,6 +135,7 @@ class Server:
         self.inode = None
         self.connections = {}  # Connection -> None, oldest first
         self.waiters = 0
+        self.paused_until = None  # accepting paused: no descriptor left (EMFILE)
 
     # the listening socket
     def listen(self, path, socket_gid=None):
@@ -217,7 +219,12 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:
-                log.error("accept failed: %s", error.strerror or error)
+                if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("accept failed: %s", error.strerror or error)
+                    return
+                if self._evict_one():
+                    continue  # an idle connection made room: the next client may be the administrator
+                self._pause_accepting(error)
                 return
             sock.setblocking(False)
             now = self.clock()
@@ -237,6 +244,23 @@ class Server:
             self.connections[connection] = None
             self.selector.register(sock, selectors.EVENT_READ, self._on_event(connection))
 
+    def _pause_accepting(self, error):
+        """No descriptor left: stop accepting for ACCEPT_PAUSE seconds (not a busy loop)."""
+        log.error("accept failed: %s; not accepting for %g s", error.strerror or error, ACCEPT_PAUSE)
+        self.paused_until = self.clock() + ACCEPT_PAUSE
+        try:
+            self.selector.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+
+    def _resume_accepting(self):
+        self.paused_until = None
+        if self.listener is not None:
+            try:
+                self.selector.register(self.listener, selectors.EVENT_READ, self._on_accept)
+            except KeyError:
+                pass  # bound again meanwhile, and registered
+
     def _on_event(self, connection):
         def on_event(_key, mask):
             if mask & selectors.EVENT_READ:
@@ -250,7 +274,7 @@ class Server:
         """Close the oldest idle connection to make room; False if there is none."""
         for connection in self.connections:
             if connection.idle:
-                log.warning("too many clients: closing the oldest idle connection")
+                log.debug("too many clients: closing the oldest idle connection")
                 self._answer_now(connection, Answer(False, f"{BUSY}: closed to make room for another client"))
                 self._drop(connection)
                 return True
@@ -368,10 +392,14 @@ class Server:
     # deadlines
     def next_deadline(self):
         deadlines = [c.deadline for c in self.connections if c.deadline is not None]
+        if self.paused_until is not None:
+            deadlines.append(self.paused_until)
         return min(deadlines) if deadlines else None
 
     def expire(self, now):
         """Answer or close every connection whose deadline has passed."""
+        if self.paused_until is not None and now >= self.paused_until:
+            self._resume_accepting()
         for connection in [c for c in self.connections if c.deadline is not None and c.deadline <= now]:
             if connection.outbuf:
                 self._drop(connection)  # it does not read its answer

@@ -250,12 +250,15 @@ class Daemon:
             os.close(open_append(self.paths["log"]))
         except OSError as error:
             raise DaemonStartError(f"cannot open the log {self.paths['log']}: {error.strerror or error}") from None
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".clstat.", dir=os.path.dirname(self.paths["clstat"]))
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as error:
-            raise DaemonStartError(f"cannot write clstat {self.paths['clstat']}: {error.strerror or error}") from None
+        for name, hint in (("clstat", ""), ("pidfile", " (set -p or :::pidfile:)")):
+            try:
+                fd, probe = tempfile.mkstemp(prefix=f".{name}.", dir=os.path.dirname(self.paths[name]))
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as error:
+                raise DaemonStartError(
+                    f"cannot write the {name} {self.paths[name]}: {error.strerror or error}{hint}"
+                ) from None
 
     def run(self, ready=None):
         """Serve until a shutdown has halted every group; ``ready()`` once listening."""
@@ -481,7 +484,7 @@ class Daemon:
             elif signum == _signals.signal.SIGUSR1:
                 self.dump()
             elif signum != _signals.signal.SIGCHLD:
-                log.info("ignoring signal %s", _signals.signal.Signals(signum).name)
+                log.info("ignoring signal %s", _signal_name(signum))
 
     def dump(self):
         """SIGUSR1: the state of every group and of every entry (as clinit -l has it), to the log."""
@@ -696,8 +699,7 @@ class Daemon:
             log.warning("%s:%d: %s", table.path, line, message)
 
     def _reopen_log(self):
-        """SIGHUP: reopen the log and the children's output files (logrotate)."""
-        self.system.reopen_outputs()
+        """SIGHUP: reopen the log (logrotate); children open their output files anew anyway."""
         if self.logfile is None:
             return
         try:
@@ -743,6 +745,13 @@ class Daemon:
         log.info(
             "cltab %s reread: %d entries in %d groups", self.cltab_path, len(table.entries), len(names)
         )
+
+
+def _signal_name(signum):
+    try:
+        return _signals.signal.Signals(signum).name
+    except ValueError:
+        return f"SIGRTMIN+{signum - _signals.signal.SIGRTMIN}"
 
 
 def _woken(_key, _mask):

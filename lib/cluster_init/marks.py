@@ -75,7 +75,11 @@ def scan(daemon_id, uid, group=None, tag=None):
     (and the group and tag, when given), zombies and this process left out."""
     found = []
     me = os.getpid()
-    for name in os.listdir("/proc"):
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found  # no descriptor left: what cannot be seen is not signalled
+    for name in names:
         if not name.isdigit() or int(name) == me:
             continue
         pid = int(name)

@@ -108,15 +108,22 @@ class Adoption:
 KILL_AGAIN = 1.0  # seconds between SIGKILLs while processes are left
 
 
+def _file_name(name):
+    """``name`` as one path component: no slash, and neither "." nor ".."."""
+    name = name.replace("/", "_")
+    return name.replace(".", "_") if name in (".", "..") else name
+
+
 def output_path(template, entry):
     """The output file of ``entry``: ``%g`` is its group, ``%t`` its tag, ``%%`` a %.
 
-    A slash in a group or tag becomes ``_``, so that a name never
-    reaches into another directory.
+    A slash in a group or tag becomes ``_``, and so does each dot of a
+    name that is "." or "..", so that a name never reaches into another
+    directory.
     """
     if template is None:
         return None
-    names = {"g": entry.group.replace("/", "_"), "t": entry.tag.replace("/", "_"), "%": "%"}
+    names = {"g": _file_name(entry.group), "t": _file_name(entry.tag), "%": "%"}
     out = []
     i = 0
     while i < len(template):

@@ -8,7 +8,8 @@ SIGTERM is acted on however many SIGCHLDs came with it.  The loop calls
 ``take()`` after every wake-up and handles what it returns.
 
 Every signal a daemon may be sent is either handled (recorded) or
-ignored; none is fatal.  Children get the default disposition of every
+ignored; none is fatal but SIGKILL and the fault signals (FAULTS), which
+mean the daemon itself is broken.  Children get the default disposition of every
 signal back before they exec (sysapi.changed_signals).
 """
 
@@ -25,7 +26,19 @@ HANDLED = {
     signal.SIGUSR2: "logged and otherwise ignored",
     signal.SIGQUIT: "logged and otherwise ignored",
     signal.SIGALRM: "logged and otherwise ignored",
+    signal.SIGVTALRM: "logged and otherwise ignored",
+    signal.SIGPROF: "logged and otherwise ignored",
+    signal.SIGXCPU: "logged and otherwise ignored",
+    signal.SIGIO: "logged and otherwise ignored",
+    signal.SIGPWR: "logged and otherwise ignored",
+    signal.SIGSTKFLT: "logged and otherwise ignored",
+    signal.SIGSYS: "logged and otherwise ignored",
+    signal.SIGTRAP: "logged and otherwise ignored",
 }
+# the real-time signals: each would end the daemon by default
+REALTIME = tuple(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
+# left at their defaults: a real fault must end the daemon, not loop in a handler
+FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
 # ignored outright: job control and broken pipes must not stop the daemon
 IGNORED = {
     signal.SIGPIPE: "ignored (a client that went away is noticed on its socket)",
@@ -51,7 +64,7 @@ class SignalBox:
         self._sender.setblocking(False)
         old_fd = signal.set_wakeup_fd(self._sender.fileno(), warn_on_full_buffer=False)
         old = {}
-        for signum in HANDLED:
+        for signum in (*HANDLED, *REALTIME):
             old[signum] = signal.signal(signum, self._record)
         for signum in IGNORED:
             old[signum] = signal.signal(signum, signal.SIG_IGN)

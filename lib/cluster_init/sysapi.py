@@ -18,9 +18,9 @@ A System has these operations:
     directory, the output file or the exec failed.
 ``spawning()``
     A context for a batch of spawns (see RealSystem).
-``reopen_outputs()``
-    Forget the output files opened so far (after a log rotation): the
-    next children open them again.
+(Output files are opened for each spawn and closed once the child has
+them: a rotated file is opened anew by the next child, and the daemon
+holds no descriptor per entry.)
 ``signal_group(pgid, signum)``, ``signal_process(pid, signum)``
     Send a signal to a process group, or one process; one that is gone
     is no error.
@@ -143,7 +143,6 @@ class RealSystem:
 
     def __init__(self):
         self.nofile = None  # (soft, hard) RLIMIT_NOFILE for children
-        self._outputs = {}  # path -> fd opened for append
         self._reset_signals = None
         self._null = None
         self._directory = None  # the directory we are in for children
@@ -163,20 +162,12 @@ class RealSystem:
             except OSError:
                 pass  # the directory listing's own descriptor, closed by now
 
-    def _output_fd(self, path):
-        fd = self._outputs.get(path)
-        if fd is None:
-            try:
-                fd = open_append(path)
-            except OSError as error:
-                raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
-            self._outputs[path] = fd
-        return fd
-
-    def reopen_outputs(self):
-        outputs, self._outputs = self._outputs, {}
-        for fd in outputs.values():
-            os.close(fd)
+    @staticmethod
+    def _open_output(path):
+        try:
+            return open_append(path)
+        except OSError as error:
+            raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
 
     @contextlib.contextmanager
     def spawning(self):
@@ -202,11 +193,11 @@ class RealSystem:
     def spawn(self, command, env, directory=None, output=None):
         if self._null is None:
             self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        out = 1 if output is None else self._output_fd(output)
-        err = 2 if output is None else out
         spawner = self._spawner
         if directory is not None and not (spawner.available and spawner.chdir_in_child):
             self._change_directory(directory)
+        out = 1 if output is None else self._open_output(output)
+        err = 2 if output is None else out
         argv = [SHELL, "-c", command]
         try:
             if spawner.available:
@@ -217,6 +208,9 @@ class RealSystem:
             if reason is not None:
                 raise SpawnError(f"cannot change to directory {directory}: {reason}") from None
             raise SpawnError(f"cannot exec {SHELL}: {error.strerror or error}") from None
+        finally:
+            if output is not None:
+                os.close(out)
 
     def _python_posix_spawn(self, argv, env, out, err):
         """Without ctypes' posix_spawn: the signals glibc keeps may stay ignored."""
@@ -241,7 +235,8 @@ class RealSystem:
 
     def group_alive(self, pgid):
         """True while a process of group ``pgid`` lives; zombies do not count (an init
-        that does not reap, or a parent that has not reaped yet, must not hold a stop)."""
+        that does not reap, or a parent that has not reaped yet, must not hold a stop).
+        When it cannot be told (no descriptor left to read /proc), True: go on stopping."""
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
@@ -250,7 +245,11 @@ class RealSystem:
             pass
         if marks.live_in_group(pgid, pgid):
             return True  # its leader: the common case, one read
-        return any(marks.live_in_group(int(name), pgid) for name in os.listdir("/proc") if name.isdigit())
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return True
+        return any(marks.live_in_group(int(name), pgid) for name in names if name.isdigit())
 
     def marked(self, daemon_id, group, tag):
         return [found.pid for found in marks.scan(daemon_id, os.getuid(), group, tag)]
@@ -383,8 +382,6 @@ class FakeSystem:
         self.subreaper = on
         return True
 
-    def reopen_outputs(self):
-        pass
 
     def reap(self):
         reaped, self._exited = self._exited, []

@@ -10,6 +10,7 @@ directories that pass the same check.  A daemon run by another user
 trusts what that user trusts, and none of this applies.
 """
 
+import errno
 import os
 import stat
 
@@ -99,11 +100,26 @@ def make_directory(path, mode=0o755):
 def open_append(path, mode=0o640):
     """Open ``path`` for appending (created with ``mode``); fd, close-on-exec.
 
-    As root, a symlink at ``path`` is refused (ELOOP) and the directory
-    must be trusted.
+    Only a regular file of ours (or a character device, /dev/null say) is
+    taken: a FIFO would block the daemon (it is opened without blocking,
+    and refused), and a file another user created in a shared directory
+    would receive what our children print.  As root, a symlink at
+    ``path`` is refused (ELOOP) and the directory must be trusted.
     """
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
     if running_as_root():
         check_directory_trust(os.path.dirname(os.path.abspath(path)) or "/", path)
         flags |= os.O_NOFOLLOW
-    return os.open(path, flags, mode)
+    fd = os.open(path, flags, mode)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            if info.st_uid != os.geteuid():
+                raise PermissionError(errno.EPERM, f"owned by uid {info.st_uid}, not by us ({os.geteuid()})")
+        elif not stat.S_ISCHR(info.st_mode):
+            raise PermissionError(errno.EPERM, "not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
