@@ -531,3 +531,57 @@ def test_without_pidfds_an_adopted_leader_counts_as_done(rig):
     rig.system.live.discard(781)
     rig.advance(5)  # no pidfd: the deadline finds the group empty
     assert proc.state is S.CONFIGURED
+
+
+def test_a_respawn_entry_that_cannot_start_tries_again(rig):
+    proc = rig.process("g:t1:1:respawn:exec sleep 99")
+    rig.system.fail_spawns = 1
+    proc.start("1")
+    assert proc.state is S.PAUSING and proc.exec_failed, "held back, not given up"
+    rig.advance(59)
+    assert len(rig.system.spawned) == 0
+    rig.advance(1)
+    assert proc.state is S.DONE and not proc.exec_failed and len(rig.system.spawned) == 1
+
+
+def test_a_once_entry_that_cannot_start_gives_up(rig):
+    proc = rig.process("g:t1:1:once:exec sleep 99")
+    rig.system.fail_spawns = 1
+    proc.start("1")
+    assert proc.state is S.CONFIGURED and proc.exec_failed
+
+
+def test_a_group_number_a_stranger_took_is_not_signalled(rig):
+    """The leader exited, its group emptied, and a stranger's new session took the number."""
+    rig.ctx.daemon_id = "/run/clinit/clinit.s"
+    proc = rig.process("g:t1:1:once:sleep 1 &")
+    proc.start("1")
+    pgid = proc.pid
+    member = rig.system.member(pgid)
+    rig.exit("t1", 0)
+    rig.system.exit(member, 0)
+    rig.registry.deliver(rig.system.reap())
+    rig.system.live.add(pgid)  # the stranger
+    rig.system.strangers.add(pgid)
+    proc.stop()
+    assert proc.state is S.CONFIGURED and rig.system.signals == []
+
+
+def test_real_group_is_ours_only_with_our_marks():
+    import subprocess
+
+    system = sysapi.RealSystem()
+    marks = {"CLINIT_DAEMON": "/run/x.s", "CLINIT_GROUP": "g", "CLINIT_TAG": "t"}
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    ours = subprocess.Popen(["sleep", "30"], start_new_session=True, env=dict(os.environ, **marks))
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{ours.pid}/exe").endswith("/sleep"), what="the exec")
+        wait_for(lambda: os.readlink(f"/proc/{stranger.pid}/exe").endswith("/sleep"), what="the exec")
+        assert system.group_alive(stranger.pid)
+        assert not system.group_is_ours(stranger.pid, "/run/x.s", "g", "t")
+        assert system.group_is_ours(ours.pid, "/run/x.s", "g", "t")
+        assert not system.group_is_ours(ours.pid, "/run/x.s", "g", "other")
+    finally:
+        for process in (stranger, ours):
+            process.kill()
+            process.wait()

@@ -72,3 +72,19 @@ def test_real_group_runs_its_level_in_order(real, tmp_path):
     # a before the others; b is a once entry: d does not wait for it to finish
     assert (first, sorted(others)) == ("a", ["b", "d"])
     assert seen[-1] is GroupState.DONE
+
+
+def test_a_settled_group_fails_when_a_respawn_entry_cannot_start_again():
+    from cluster_init import cltab as cltab_module
+
+    rig = Rig()
+    table = cltab_module.parse("g:svc:1:respawn:exec sleep 99\n")
+    group = rig.group("g", table)
+    group.tell("1")
+    assert group.state.value == "DONE"
+    rig.system.fail_spawns = 1
+    rig.advance(5)
+    rig.exit("svc", 0)  # it exits; its restart fails
+    assert group.state.value == "FAILED"
+    rig.advance(60)  # tried again later, and it starts
+    assert rig.running() == ["svc"]

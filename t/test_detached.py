@@ -283,3 +283,17 @@ def test_dot_names_stay_in_the_output_directory(node):
 
     assert output_path("/o/%g/%t.log", Entry("..", ".", "1", "wait", "true")) == "/o/__/_.log"
     assert output_path("/o/%g.%t.log", Entry("..", "a/b", "1", "wait", "true")) == "/o/__.a_b.log"
+
+
+def test_a_respawn_entry_whose_directory_went_away_fails_its_group_and_tries_again(node):
+    workdir = os.path.join(node.dir, "wd")
+    os.mkdir(workdir)
+    node.write_cltab(settings(node, f":::directory:{workdir}", ":::respawn_hold:1") + "r:svc:up:respawn:sleep 0.3\n")
+    node.start()
+    assert node.settle("r", "up") == "DONE"
+    os.rmdir(workdir)
+    node.wait_status("up FAILED\n", group="r")
+    assert "r:svc: trying again in 1 seconds" in node.log_text()
+    starts = node.log_text().count("r:svc: started pid")
+    os.mkdir(workdir)
+    wait_for(lambda: node.log_text().count("r:svc: started pid") > starts, what="the entry to run again")

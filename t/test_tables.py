@@ -31,7 +31,11 @@ PERL_PROCESS = {
     (P.RUNTEST, PE.STOP): P.STOPPING,
     (P.RUNBG, PE.STARTED): P.DONE,
     (P.RUNBG, PE.EXITED): P.DONE,
-    (P.RUNBG, PE.EXEC_FAILED): P.CONFIGURED,
+    # Perl: EXEC_FAILED -> CONFIGURED.  Ours gives up (GIVE_UP -> CONFIGURED) but
+    # for a respawn entry, which tries again after the hold-back (RETRY -> PAUSING)
+    (P.RUNBG, PE.EXEC_FAILED): P.RUNBG,
+    (P.RUNBG, PE.GIVE_UP): P.CONFIGURED,
+    (P.RUNBG, PE.RETRY): P.PAUSING,
     (P.RUNBG, PE.STOP): P.STOPPING,
     (P.RUNNING, PE.EXITED): P.DONE,
     (P.RUNNING, PE.STOP): P.STOPPING,

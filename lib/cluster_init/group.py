@@ -142,6 +142,13 @@ class Group(Machine):
     def _continue_start(self, _proc):
         return self._start_next(None)
 
+    def _check_settled(self, proc):
+        """A settled group: one of its level's entries could not be started again."""
+        if proc is not None and proc.exec_failed and self._is_level_proc(proc):
+            log.warning("group %s: %s:%s cannot be started: FAILED", self.name, self.name, proc.entry.tag)
+            return E.ANY_FAILED
+        return None
+
     def _restore(self, plan):
         self.target = self.level = plan.level
         for entry, adoption in plan.adoptions:
@@ -241,10 +248,12 @@ Group.TABLE = {
     (S.CHECKING, E.HALT): (S.HALTING, Group._halt_group),
     (S.DONE, E.TELL): (S.STOPPING, Group._stop_old),
     (S.DONE, E.HALT): (S.HALTING, Group._halt_group),
-    (S.DONE, E.PROC): (S.DONE, None),  # (+)
+    (S.DONE, E.PROC): (S.DONE, Group._check_settled),  # (+)
+    (S.DONE, E.ANY_FAILED): (S.FAILED, None),  # (+) a respawn entry that cannot start again
     (S.PASSED, E.TELL): (S.STOPPING, Group._stop_old),
     (S.PASSED, E.HALT): (S.HALTING, Group._halt_group),  # (+)
-    (S.PASSED, E.PROC): (S.PASSED, None),  # (+)
+    (S.PASSED, E.PROC): (S.PASSED, Group._check_settled),  # (+)
+    (S.PASSED, E.ANY_FAILED): (S.FAILED, None),  # (+)
     (S.FAILED, E.TELL): (S.STOPPING, Group._stop_old),
     (S.FAILED, E.HALT): (S.HALTING, Group._halt_group),  # (+)
     (S.FAILED, E.PROC): (S.FAILED, None),  # (+)

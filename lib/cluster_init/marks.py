@@ -70,9 +70,29 @@ def live_in_group(pid, pgid):
     return fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid
 
 
+def group_marked(pgid, daemon_id, group, tag):
+    """True when a live process of group ``pgid`` carries these marks (False when it
+    cannot be told: a process we cannot vouch for is not signalled)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in names:
+        if not name.isdigit() or not live_in_group(int(name), pgid):
+            continue
+        try:
+            found = _environ(int(name))
+        except OSError:
+            continue
+        if found.get(DAEMON) == daemon_id and found.get(GROUP) == group and found.get(TAG) == tag:
+            return True
+    return False
+
+
 def scan(daemon_id, uid, group=None, tag=None):
-    """The live processes of ``uid`` that carry ``CLINIT_DAEMON=daemon_id``
-    (and the group and tag, when given), zombies and this process left out."""
+    """The live processes of ``uid`` (any uid when None) that carry
+    ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given),
+    zombies and this process left out."""
     found = []
     me = os.getpid()
     try:
@@ -85,7 +105,7 @@ def scan(daemon_id, uid, group=None, tag=None):
         pid = int(name)
         try:
             state, pgid, owner = _stat(pid)
-            if owner != uid or state in ("Z", "X"):
+            if uid is not None and owner != uid or state in ("Z", "X"):
                 continue
             marks = _environ(pid)
         except (OSError, ValueError, IndexError):

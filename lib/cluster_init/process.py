@@ -228,7 +228,7 @@ class Process(Machine):
             self.post(E.EXEC_FAILED)
             return
         if self.pgids:
-            self.pgids = {pgid for pgid in self.pgids if self.ctx.system.group_alive(pgid)}
+            self.pgids = {pgid for pgid in self.pgids if self._group_left(pgid)}
         self.pid = pid
         self.pgids.add(pid)  # the child leads its own session and process group
         self.last_start = self.ctx.system.now()
@@ -315,10 +315,25 @@ class Process(Machine):
             return E.TOO_RAPID
         return E.CONTINUE
 
-    def _processes_left(self):
-        """True while any process of ours is left (and prune the groups that are empty)."""
+    def _failed_check_mode(self, _arg):
+        return E.RETRY if self.entry.mode == "respawn" else E.GIVE_UP
+
+    def _hold_back(self, _arg):
+        hold = self.ctx.timing.respawn_hold
+        self.deadline = self.ctx.system.now() + hold
+        log.warning("%s: trying again in %g seconds", self.describe(), hold)
+
+    def _group_left(self, pgid):
+        """True while process group ``pgid`` still has processes of ours."""
         system = self.ctx.system
-        self.pgids = {pgid for pgid in self.pgids if system.group_alive(pgid)}
+        if pgid == self.pid or self.ctx.daemon_id is None:
+            return system.group_alive(pgid)  # its leader is ours until reaped: the number is ours
+        return system.group_is_ours(pgid, self.ctx.daemon_id, self.entry.group, self.entry.tag)
+
+    def _processes_left(self):
+        """True while any process of ours is left (and forget the groups that are not ours)."""
+        system = self.ctx.system
+        self.pgids = {pgid for pgid in self.pgids if self._group_left(pgid)}
         self._escapees = ()
         if self.ctx.kill_mode == "all" and self.ctx.daemon_id is not None:
             self._escapees = system.marked(self.ctx.daemon_id, self.entry.group, self.entry.tag)
@@ -461,7 +476,9 @@ Process.TABLE = {
     (S.RUNTEST, E.STOP): (S.STOPPING, Process._begin_stop),
     (S.RUNBG, E.STARTED): (S.DONE, None),
     (S.RUNBG, E.EXITED): (S.DONE, Process._exited_check_mode),
-    (S.RUNBG, E.EXEC_FAILED): (S.CONFIGURED, None),
+    (S.RUNBG, E.EXEC_FAILED): (S.RUNBG, Process._failed_check_mode),  # (+) Perl: CONFIGURED
+    (S.RUNBG, E.GIVE_UP): (S.CONFIGURED, None),
+    (S.RUNBG, E.RETRY): (S.PAUSING, Process._hold_back),  # (+) a respawn entry keeps trying
     (S.RUNBG, E.STOP): (S.STOPPING, Process._begin_stop),
     (S.RUNNING, E.EXITED): (S.DONE, Process._exited_check_mode),
     (S.RUNNING, E.STOP): (S.STOPPING, Process._begin_stop),

@@ -67,6 +67,9 @@ class ProcEvent(_Named):
     # verdicts of "check respawn rate"
     CONTINUE = enum.auto()
     TOO_RAPID = enum.auto()
+    # verdicts of "a start failed: check mode"
+    GIVE_UP = enum.auto()
+    RETRY = enum.auto()
     # verdicts of "stop" and "check what is left"
     ALL_GONE = enum.auto()
     MEMBERS_LEFT = enum.auto()

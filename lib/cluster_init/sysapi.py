@@ -26,6 +26,10 @@ holds no descriptor per entry.)
     is no error.
 ``group_alive(pgid)``
     True while any process of the process group is left.
+``group_is_ours(pgid, daemon_id, group, tag)``
+    True while a process of the group is left that carries these marks:
+    a group whose leader is gone can be emptied, and its number taken by
+    a stranger's new session; only ours may be signalled.
 ``marked(daemon_id, group, tag)``
     The pids of our uid's processes that carry these marks (marks.py).
 ``find_marked(daemon_id)``
@@ -251,8 +255,18 @@ class RealSystem:
             return True
         return any(marks.live_in_group(int(name), pgid) for name in names if name.isdigit())
 
+    def group_is_ours(self, pgid, daemon_id, group, tag):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return marks.group_marked(pgid, daemon_id, group, tag)
+
     def marked(self, daemon_id, group, tag):
-        return [found.pid for found in marks.scan(daemon_id, os.getuid(), group, tag)]
+        uid = None if os.geteuid() == 0 else os.getuid()  # root signals what dropped privileges too
+        return [found.pid for found in marks.scan(daemon_id, uid, group, tag)]
 
     def find_marked(self, daemon_id):
         return marks.scan(daemon_id, os.getuid())
@@ -333,6 +347,7 @@ class FakeSystem:
         self.fail_spawns = 0
         self.members = {}  # pgid -> pids of its processes besides the leader
         self.escapees = {}  # pid -> (group, tag) of marked processes outside any group
+        self.strangers = set()  # process group numbers taken by a stranger's new session
         self.found = []  # marks.Found a new daemon finds at start (adoption)
         self.watched = {}  # watch token -> pid
         self.pidfds = True
@@ -361,6 +376,9 @@ class FakeSystem:
 
     def group_alive(self, pgid):
         return pgid in self.live or bool(self.members.get(pgid))
+
+    def group_is_ours(self, pgid, daemon_id, group, tag):
+        return pgid not in self.strangers and self.group_alive(pgid)
 
     def marked(self, daemon_id, group, tag):
         return sorted(pid for pid, marks in self.escapees.items() if marks == (group, tag))
