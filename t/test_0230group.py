@@ -88,3 +88,20 @@ def test_a_settled_group_fails_when_a_respawn_entry_cannot_start_again():
     assert group.state.value == "FAILED"
     rig.advance(60)  # tried again later, and it starts
     assert rig.running() == ["svc"]
+
+
+def test_a_cltab_changed_while_a_level_starts_waits_for_the_next_tell():
+    from cluster_init import cltab as cltab_module
+
+    rig = Rig()
+    group = rig.group("g", cltab_module.parse("g:first:1:wait:sleep 5\ng:second:1:wait:true\n"))
+    group.tell("1")
+    assert rig.running() == ["first"]
+    group.set_entries(cltab_module.parse("g:first:1:wait:sleep 5\ng:new:1:wait:true\n").entries_of("g"))
+    rig.exit("first")
+    assert [s.command for s in rig.system.spawned] == ["sleep 5", "true"]
+    assert rig.system.spawned[-1].env["CLINIT_TAG"] == "second", "the level goes on with the entries it began with"
+    rig.exit("second")
+    assert group.state.value == "DONE"
+    group.tell("1")
+    assert rig.system.spawned[-1].env["CLINIT_TAG"] == "new", "the next tell takes the new cltab"

@@ -281,3 +281,30 @@ def test_verbose_says_when_there_is_no_clstat(node):
     os.unlink(node.clstat)
     result = node.clinit("-v")  # a reread that changes nothing writes no clstat
     assert f"warning: {node.clstat} does not exist" in result.stderr
+
+
+def test_names_that_are_not_utf8_are_a_usage_error(node):
+    result = subprocess.run(
+        [sys.executable, CLINIT, "-c", node.cltab, b"g\xff".decode("utf-8", "surrogateescape"), "up"],
+        env=node.env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2 and "is not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_timeout_too_long_is_a_usage_error(node):
+    result = node.clinit("-w", "-t", "1e10", "g", "1")
+    assert result.returncode == 2 and "-t wants a number of seconds, from 0 to 1e+08" in result.stderr
+
+
+def test_a_pidfile_naming_an_editor_of_a_clinit_file_is_stale(tmp_path):
+    from cluster_init.background import is_clinit
+
+    editor = subprocess.Popen(["sleep", "30", "/etc/default/clinit"])
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "/usr/bin/clinit", "-d", "-b"])
+    try:
+        assert not is_clinit(editor.pid)
+        assert is_clinit(daemon.pid)
+    finally:
+        for process in (editor, daemon):
+            process.kill()
+            process.wait()

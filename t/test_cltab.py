@@ -152,10 +152,10 @@ def test_entries_of_keeps_file_order(tmp_path):
     assert [e.tag for e in table.entries_of("test")] == [f"test{i}" for i in range(1, 7)]
 
 
-names = st.text(alphabet=st.characters(blacklist_characters=":\n\r#", blacklist_categories=("Zs", "Cc")), min_size=1, max_size=8)
+names = st.text(alphabet=st.characters(blacklist_characters=":\n\r#", blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "Co", "Cs")), min_size=1, max_size=8)
 
 
-@given(group=names, tag=names, levels=names, mode=st.sampled_from(cltab.MODES), command=st.text(min_size=1).filter(lambda c: c.strip() and "\n" not in c and "\r" not in c and c == c.strip()))
+@given(group=names, tag=names, levels=names, mode=st.sampled_from(cltab.MODES), command=st.text(min_size=1).filter(lambda c: c.strip() and "\n" not in c and "\r" not in c and "\0" not in c and c == c.strip()))
 def test_round_trip(group, tag, levels, mode, command):
     line = f"{group}:{tag}:{levels}:{mode}:{command}"
     if line.startswith(":::") or line.startswith("::override:") or any(c.isspace() for c in group + levels):
@@ -163,3 +163,11 @@ def test_round_trip(group, tag, levels, mode, command):
     (entry,) = cltab.parse(line + "\n").entries
     assert (entry.group, entry.tag, entry.levels, entry.mode, entry.command) == (group, tag, levels, mode, command)
     assert entry.has_level(levels)
+
+
+def test_a_nul_in_a_command_is_refused():
+    assert problems("g:t:1:wait:echo a\0b\n") == [(1, "command contains a NUL character (it would end the command there)")]
+
+
+def test_invisible_characters_in_names_are_refused():
+    assert problems("g:t:up\u200b:wait:true\n") == [(1, "levels 'up\\u200b' contains whitespace or a control character")]

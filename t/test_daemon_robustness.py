@@ -211,3 +211,26 @@ def test_idle_daemon_does_not_wake(node):
     before = switches()
     time.sleep(1.0)  # measuring idleness takes idle time
     assert switches() - before <= 1
+
+
+@pytest.mark.parametrize("line", [b"wait hellogrp 1 1_0\n", b"wait hellogrp 1 1e3\n", b"tell hellogrp up\xe2\x80\x8b\n"])
+def test_odd_numbers_and_invisible_names_are_refused(node, line):
+    node.start()
+    assert raw(node, line).startswith(b"error bad ")
+
+
+def test_shutdown_is_not_held_up_by_clients_that_do_not_read(node):
+    node.write_cltab(open(node.cltab).read() + "".join(f"big:b{i}:1:wait:true\n" for i in range(3000)))
+    node.start()
+    stuck = []
+    for _ in range(20):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(node.socket)
+        conn.sendall(b"list\n")  # a long answer, never read
+        stuck.append(conn)
+    try:
+        result = node.clinit("-k", "-w", "-t", "10")
+        assert result.returncode == 0, result.stderr
+    finally:
+        for conn in stuck:
+            conn.close()

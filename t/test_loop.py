@@ -2,6 +2,7 @@
 
 import os
 import resource
+import shutil
 import select
 import signal
 import socket
@@ -351,3 +352,19 @@ def test_no_descriptor_left_is_no_busy_loop(node):
         for sock in idle:
             sock.close()
     node.daemon.wait(30)
+
+
+def test_a_removed_socket_directory_is_made_again_and_locked(node):
+    run = os.path.join(node.dir, "run")
+    node.write_cltab(open(node.cltab).read().replace(f":::socket:{node.socket}", f":::socket:{run}/clinit.s"))
+    node.socket = os.path.join(run, "clinit.s")
+    node.start()
+    shutil.rmtree(run)  # the socket, its lock file and their directory
+    node.daemon.send_signal(signal.SIGHUP)  # the heartbeat does the same, later
+    wait_for(lambda: os.path.exists(node.socket), what="the socket to be bound again")
+    assert node.settle("scramjet", "1") == "DONE"
+    second = subprocess.run(
+        [sys.executable, CLINIT, "-d", "-c", node.cltab], env=node.env(),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )
+    assert second.returncode == 1 and "is already running" in second.stderr

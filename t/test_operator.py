@@ -190,3 +190,8 @@ def test_status_without_a_cltab_reads_the_default_clstat(node, tmp_path):
     result = node.clinit("-S", "-c", str(tmp_path / "nonexistent"))
     assert result.returncode == 4, "the default clstat is not there either"
     assert "warning: " in result.stderr and "reading /var/run/clinit/clstat" in result.stderr
+
+
+def test_status_of_a_clstat_that_cannot_be_read_is_unknown(node, tmp_path):
+    result = node.clinit("-S", "--clstat", str(tmp_path))
+    assert result.returncode == 4 and "cannot read" in result.stderr and "Traceback" not in result.stderr

@@ -125,7 +125,7 @@ def test_root_refuses_a_cltab_in_a_directory_others_can_write(node, tmp_path):
     shutil.copy(node.cltab, cltab)
     result = node.clinit("--check", "-c", str(cltab))
     assert result.returncode == 6
-    assert f"directory {shared} is writable by others without the sticky bit" in result.stderr
+    assert f"directory {shared} is writable by group or others without the sticky bit" in result.stderr
     os.chmod(shared, 0o1777)  # as /tmp: the sticky bit keeps others from replacing our file
     assert node.clinit("--check", "-c", str(cltab)).returncode == 0
 
@@ -314,3 +314,117 @@ def test_only_processes_of_our_own_uid_are_adopted(node):
     finally:
         planted.kill()
         planted.wait()
+
+
+def kill_daemon(node):
+    node.daemon.send_signal(signal.SIGKILL)
+    node.daemon.wait(10)
+
+
+def test_a_group_whose_services_died_with_the_daemon_is_failed_not_restarted(node):
+    mounted = os.path.join(node.dir, "MOUNTED")
+    node.write_cltab(settings(node) + (
+        f"web:mount:run:wait:touch {mounted}\n"
+        f"web:check:run:test:test -e {mounted}\n"
+        "web:app:run:respawn:exec sleep 2012\n"
+    ))
+    node.start()
+    assert node.settle("web", "run") == "DONE"
+    (app,) = wait_for(lambda: tagged(node, "app"), what="the app")
+    kill_daemon(node)
+    os.kill(app, signal.SIGKILL)  # everything dies with it (a node that lost power, say)
+    wait_for(lambda: not alive(app), what="the app to die")
+    os.unlink(mounted)
+    node.start()
+    wait_for(lambda: "its services died with the previous daemon" in node.log_text(), what="the restore")
+    assert node.status(group="web") == "run FAILED\n"
+    assert tagged(node, "app") == [], "nothing is started behind anybody's back"
+    assert node.clinit("-S", "web", "run").returncode == 1
+    assert node.settle("web", "down") == "DONE"
+    assert node.settle("web", "run") == "DONE", "stop and start: the mount and the check run again"
+    assert os.path.exists(mounted)
+
+
+def test_a_crash_while_starting_goes_on_in_file_order(node):
+    ran = os.path.join(node.dir, "ran")
+    node.write_cltab(settings(node) + (
+        f"b:slow1:up:wait:echo slow1 >> {ran}\n"
+        f"b:slow2:up:wait:echo slow2 >> {ran}; exec sleep 2003\n"
+        f"b:after:up:wait:echo after >> {ran}\n"
+    ))
+    node.start()
+    node.tell("b", "up")
+    (slow2,) = wait_for(lambda: tagged(node, "slow2"), what="slow2 to run")
+    kill_daemon(node)
+    node.start()
+    wait_for(lambda: "adopting b:slow2" in node.log_text(), what="the adoption")
+    assert node.status(group="b") in ("up STARTING\n", "up CHECKING\n")
+    assert open(ran).read() == "slow1\nslow2\n", "what had run does not run again"
+    os.kill(slow2, signal.SIGTERM)
+    assert node.client().wait("b", "up", timeout=20) == "DONE"
+    assert open(ran).read() == "slow1\nslow2\nafter\n", "the rest, in file order, after slow2"
+
+
+def test_a_crash_while_moving_away_stops_what_is_left(node):
+    ran = os.path.join(node.dir, "ran")
+    node.write_cltab(settings(node, ":::term_delay:30") + (
+        f"a:prep:up:wait:echo prep >> {ran}\n"
+        "a:svc:up:respawn:trap '' INT; exec sleep 2001\n"
+        f"a:stopper:down:wait:echo stopper >> {ran}\n"
+    ))
+    node.start()
+    assert node.settle("a", "up") == "DONE"
+    wait_for(lambda: tagged(node, "svc"), what="svc")
+    node.tell("a", "down")
+    node.wait_status("up STOPPING\n", group="a")
+    kill_daemon(node)
+    node.write_cltab(open(node.cltab).read().replace(":::term_delay:30", ":::term_delay:0.5"))
+    node.start()
+    wait_for(lambda: "to a level nothing records" in node.log_text(), what="the restore")
+    wait_for(lambda: tagged(node, "svc") == [], timeout=60, what="svc to be stopped")
+    assert open(ran).read() == "prep\n", "nothing reran, and nothing ran that was not told"
+    node.wait_status("up CONFIGURED\n", group="a")
+    assert node.settle("a", "down") == "DONE"
+    assert open(ran).read() == "prep\nstopper\n"
+
+
+def test_root_refuses_a_cltab_reached_through_a_directory_others_own(node, tmp_path):
+    """The symlink on the way can be replaced by whoever owns its directory."""
+    root_only()
+    uid, gid = nobody()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, uid, gid)
+    os.symlink(node.cltab, theirs / "cltab")
+    result = node.clinit("--check", "-c", str(theirs / "cltab"))
+    assert result.returncode == 6
+    assert f"directory {theirs} is owned by uid {uid}, not root" in result.stderr
+
+
+def test_root_refuses_a_cltab_in_a_group_writable_directory(node, tmp_path):
+    root_only()
+    shared = tmp_path / "gw"
+    shared.mkdir()
+    os.chmod(shared, 0o775)
+    shutil.copy(node.cltab, shared / "cltab")
+    result = node.clinit("--check", "-c", str(shared / "cltab"))
+    assert result.returncode == 6 and "writable by group or others" in result.stderr
+
+
+def test_refusals_are_logged_without_flooding_the_log(public_node):
+    node = public_node
+    uid, gid = nobody()
+    node.start()
+    os.chmod(node.socket, 0o777)
+
+    def knock(times):
+        for _ in range(times):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(node.socket)
+        return 0
+
+    code, _out, err = run_as(uid, gid, knock, 300)
+    assert code == 0, err
+    wait_for(lambda: f"refused a client: uid {uid}" in node.log_text(), what="the refusal")
+    assert node.client().ping()
+    assert node.log_text().count("refused a client") == 1, "one line a minute, not one a connection"

@@ -4,54 +4,60 @@ The daemon holds the socket's lock, so any process that carries its
 identity (CLINIT_DAEMON, marks.py) and runs as its uid was left by a
 daemon on the same socket that is gone: killed, crashed, or restarted
 by systemd with KillMode=process.  ``plan`` turns those processes, the
-cltab and the old clstat into what each group is to become:
+cltab and the old clstat (ignored when written before the machine last
+booted) into what each group is to become, one GroupPlan each:
 
-* an entry with processes left is adopted: a ``wait`` entry whose shell
-  still runs is RUNNING, a ``test`` entry RUNTEST, the others DONE
-  (their exits come through pidfds; their exit status cannot be known);
-* the group takes the level its processes were started at, and, when
-  the old clstat says it had settled there (DONE, PASSED, FAILED), that
-  state: the level's other entries are taken as run (a ``wait`` or
-  ``once`` entry as DONE, a ``test`` as PASS, or FAIL in a FAILED
-  group), so that telling the same level again starts nothing twice;
-  a ``respawn`` entry with no process left is started again;
-* a group the old clstat shows settled, with no process left, is
-  restored the same way, so that clstat is right without any tell;
-* processes of an entry that left the cltab, or whose group did, are
-  adopted and stopped.
+* SETTLED: the old clstat says the group had settled at the level its
+  processes were started at (or there is no clstat line for it).  Its
+  processes are adopted: a ``wait`` entry whose shell still runs is
+  RUNNING, a ``test`` entry RUNTEST, the others DONE (their exits come
+  through pidfds; their exit status cannot be known).  The level's
+  other ``wait``, ``once`` and ``test`` entries are taken as run (DONE;
+  PASS, or FAIL in a FAILED group), so that telling the same level
+  starts nothing twice; a ``respawn`` entry whose process is gone is
+  started again, as the daemon would have done had it lived.
+* STARTING: it was starting that level (STARTING or CHECKING).  Entries
+  before the last adopted one, in file order, had run; the start goes
+  on from there, in file order, after what is still running.
+* HALT: it was being moved away (STOPPING, DUMPING, HALTING) to a level
+  nothing records, or its processes disagree with clstat.  What is left
+  is adopted and stopped; the group must be told again.
+* GONE: no process of it is left, and clstat says it had settled.  If
+  its level has no ``respawn`` entry, nothing had to run: it is restored
+  as clstat says.  Otherwise its services died with the daemon: it is
+  restored FAILED, nothing is started (a cluster manager then recovers
+  it by stop and start, which runs its wait and test entries again).
+  A group that was on its way, with nothing left, is not restored.
+
+Processes of an entry that left the cltab, or whose group did, are
+adopted and stopped.
 """
 
 import collections
 
 from .cltab import Entry
 from .process import Adoption
-from .states import SETTLED_GROUP_STATES
 from .states import GroupState as G
 from .states import ProcEvent as E
 
-SETTLED = {state.value for state in SETTLED_GROUP_STATES}
+SETTLED, STARTING, HALT, GONE = "settled", "starting", "halt", "gone"
+_SETTLED_STATES = {G.DONE.value, G.PASSED.value, G.FAILED.value}
+_STARTING_STATES = {G.STARTING.value, G.CHECKING.value}
 
 
 class GroupPlan:
-    """What one group becomes: its level, its old state, and the adoptions."""
+    """What one group becomes: its level, how it is restored, and the adoptions."""
 
-    def __init__(self, name, level, old_state, in_cltab):
+    def __init__(self, name, level, kind, old_state, in_cltab):
         self.name = name
         self.level = level
+        self.kind = kind  # SETTLED, STARTING, HALT or GONE
         self.old_state = old_state  # its state in the old clstat, if at this level
         self.in_cltab = in_cltab
         self.adoptions = []  # (Entry, Adoption)
 
-    @property
-    def settled(self):
-        return self.old_state in SETTLED
-
-    @property
-    def halting(self):
-        return self.old_state == G.HALTING.value
-
     def __repr__(self):
-        return f"GroupPlan({self.name} {self.level} {self.old_state}, {len(self.adoptions)} adopted)"
+        return f"GroupPlan({self.name} {self.level} {self.kind} {self.old_state}, {len(self.adoptions)} adopted)"
 
 
 def _leader(processes):
@@ -69,6 +75,18 @@ def _verdict(mode, leader, old_state):
     return E.ADOPTED_DONE
 
 
+def _kind(old_level, old_state, level):
+    if old_state is None:
+        return SETTLED  # no line in clstat: steady state is the likeliest
+    if old_level != level:
+        return HALT
+    if old_state in _SETTLED_STATES:
+        return SETTLED
+    if old_state in _STARTING_STATES:
+        return STARTING
+    return HALT
+
+
 def plan(found, table, old_rows):
     """The GroupPlans for the processes ``found`` (marks.Found), the cltab
     ``table`` and the old clstat's ``old_rows`` ((group, level, state) rows)."""
@@ -82,7 +100,8 @@ def plan(found, table, old_rows):
         levels = collections.Counter(p.level for processes in tags.values() for p in processes)
         level = levels.most_common(1)[0][0] or "?"
         old_level, old_state = old.get(name, (None, None))
-        plan_ = GroupPlan(name, level, old_state if old_level == level else None, bool(table.entries_of(name)))
+        kind = _kind(old_level, old_state, level)
+        plan_ = GroupPlan(name, level, kind, old_state if old_level == level else None, bool(table.entries_of(name)))
         entries = {entry.tag: entry for entry in table.entries_of(name)}
         for tag, processes in tags.items():
             entry = entries.get(tag) or Entry(name, tag, level, "once", "(left the cltab)")
@@ -97,14 +116,44 @@ def plan(found, table, old_rows):
             plan_.adoptions.append((entry, adoption))
         plans.append(plan_)
     for name, (level, state) in old.items():
-        if name not in by_group and state in SETTLED and table.entries_of(name):
-            plans.append(GroupPlan(name, level, state, True))
+        if name not in by_group and state in _SETTLED_STATES and table.entries_of(name):
+            plans.append(GroupPlan(name, level, GONE, state, True))
     return plans
 
 
-def restored_as_run(plan_, entry):
-    """The Adoption for an entry of a settled group's level that has no process left,
-    or None when it must run again (a ``respawn`` entry whose process is gone)."""
-    if entry.mode in ("wait", "once", "test"):
-        return Adoption(_verdict(entry.mode, None, plan_.old_state), plan_.level)
-    return None
+def taken_as_run(plan_, entries, adopted_tags):
+    """The Adoptions that mark entries of the plan's level as run: ``{tag: Adoption}``.
+
+    ``entries`` are the group's entries of that level, in file order.  A
+    ``respawn`` entry is never taken as run: it must be running.
+    """
+    if plan_.kind in (SETTLED, GONE):
+        done = [entry for entry in entries if entry.tag not in adopted_tags]
+    elif plan_.kind == STARTING:
+        positions = [i for i, entry in enumerate(entries) if entry.tag in adopted_tags]
+        last = max(positions) if positions else -1
+        done = [entry for entry in entries[:last] if entry.tag not in adopted_tags]
+    else:
+        done = []
+    return {
+        entry.tag: Adoption(_verdict(entry.mode, None, plan_.old_state), plan_.level)
+        for entry in done
+        if entry.mode in ("wait", "once", "test")
+    }
+
+
+def booted_at():
+    """When the machine booted (seconds since the epoch), or 0 if it cannot be told."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stream:
+            for line in stream:
+                if line.startswith("btime "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def services_gone(plan_, entries):
+    """True when a GONE group's level has a respawn entry: its services died with the daemon."""
+    return plan_.kind == GONE and any(entry.mode == "respawn" for entry in entries)

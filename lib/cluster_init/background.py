@@ -36,13 +36,19 @@ def check_dependencies():
 
 
 def is_clinit(pid):
-    """True when ``pid`` lives and its command line is clinit's (or cluster_init's)."""
+    """True when ``pid`` lives and its command line is a clinit daemon's (clinit or
+    cluster_init, with -d: ``vi /etc/default/clinit`` is not one)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as stream:
             words = stream.read().split(b"\0")
     except OSError:
         return False
-    return any(os.path.basename(word) == b"clinit" or word.startswith(b"cluster_init") for word in words)
+    named = any(os.path.basename(word) == b"clinit" or word.startswith(b"cluster_init") for word in words)
+    daemon = any(
+        word in (b"-d", b"--daemon") or word[:1] == b"-" and word[1:2] != b"-" and b"d" in word[1:]
+        for word in words
+    )
+    return named and daemon
 
 
 def _pidlock(path):

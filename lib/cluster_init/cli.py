@@ -26,6 +26,7 @@ from .errors import (
     Timeout,
 )
 from .settings import DEFAULT_CLTAB, DEFAULT_SETTINGS
+from .protocol import MAX_SECONDS
 from .version import VERSION
 
 # the command's exit statuses (clinit(8), EXIT STATUS)
@@ -183,8 +184,13 @@ def usage_problem(args):
         return "-w goes with a GROUP LEVEL or with -k"
     if args.timeout is not None and not args.wait:
         return "-t goes with -w"
-    if args.timeout is not None and not 0 <= args.timeout < float("inf"):
-        return "-t wants a number of seconds, not less than 0"
+    if args.timeout is not None and not 0 <= args.timeout <= MAX_SECONDS:
+        return f"-t wants a number of seconds, from 0 to {MAX_SECONDS:g}"
+    for word in args.words:
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{word.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text"
     if args.kill and args.words:
         return "-k takes no GROUP or LEVEL"
     return None
@@ -334,7 +340,11 @@ def _status(args):
             path = DEFAULT_SETTINGS["clstat"]
     group = args.words[0] if args.words else None
     level = args.words[1] if len(args.words) == 2 else None
-    rows, mtime = status.read_with_mtime(path)
+    try:
+        rows, mtime = status.read_with_mtime(path)
+    except (OSError, UnicodeDecodeError) as error:
+        say(f"cannot read {path}: {getattr(error, 'strerror', None) or error}")
+        return STATUS_UNKNOWN
     shown = [row for row in rows if group is None or row[0] == group]
     sys.stdout.write(status.render(shown))
     if mtime is None:

@@ -145,7 +145,7 @@ class Client:
             connection.close()
         data = b"".join(chunks)
         if not data:
-            raise DaemonError(f"the daemon on {path} closed the connection without answering")
+            raise NotRunning(f"the daemon on {path} closed the connection without answering (did it exit?)")
         answer = parse_answer(data)
         self.last_warnings = answer.warnings
         if not answer.ok:

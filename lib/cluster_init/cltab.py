@@ -106,10 +106,12 @@ def _check_entry(fields):
     for what, value in (("group", group), ("tag", tag), ("levels", levels)):
         if not value:
             problems.append(f"empty {what}")
-        elif _BAD_NAME_CHARACTER.search(value):
+        elif _BAD_NAME_CHARACTER.search(value) or not value.isprintable():
             problems.append(f"{what} {value!r} contains whitespace or a control character")
     if not command.strip():
         problems.append("empty command")
+    elif "\0" in command:
+        problems.append("command contains a NUL character (it would end the command there)")
     if mode not in MODES:
         problems.append(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     return problems

@@ -29,6 +29,7 @@ import stat
 import struct
 
 from .errors import DaemonStartError
+from .trust import make_directory
 from .protocol import BUSY, MAX_REQUEST, PERMISSION_DENIED, Answer, ProtocolError, parse_request
 
 log = logging.getLogger("cluster_init")
@@ -94,6 +95,26 @@ class Policy:
         return peer.gid == self.gid or self.gid in peer_groups(sock, peer.pid)
 
 
+class Quieted:
+    """At most one log line per key a minute; how many were left out is said with the next."""
+
+    def __init__(self, clock, every=60.0):
+        self.clock = clock
+        self.every = every
+        self._last = {}  # key -> (when it was last logged, how many were left out since)
+
+    def warning(self, key, message, *args):
+        now = self.clock()
+        last, left_out = self._last.get(key, (None, 0))
+        if last is not None and now - last < self.every:
+            self._last[key] = (last, left_out + 1)
+            return
+        if left_out:
+            message += f" (and {left_out} more in the last minute)"
+        self._last[key] = (now, 0)
+        log.warning(message, *args)
+
+
 class Connection:
     """One client connection: what it sent, what we still have to send."""
 
@@ -136,6 +157,7 @@ class Server:
         self.connections = {}  # Connection -> None, oldest first
         self.waiters = 0
         self.paused_until = None  # accepting paused: no descriptor left (EMFILE)
+        self.quiet = Quieted(clock)  # refusals are logged, but not one line each
 
     # the listening socket
     def listen(self, path, socket_gid=None):
@@ -171,6 +193,11 @@ class Server:
         """Bind the socket again after it was deleted or replaced (we hold the lock)."""
         log.warning("socket %s was deleted or replaced: listening on it again", self.path)
         self._close_listener(unlink=False)
+        try:
+            make_directory(os.path.dirname(self.path))
+        except OSError as error:
+            log.error("cannot create %s: %s", os.path.dirname(self.path), error.strerror or error)
+            return False
         try:
             info = os.lstat(self.path)
         except FileNotFoundError:
@@ -233,11 +260,13 @@ class Server:
             except OSError:
                 peer = None
             if peer is not None and not self.policy.allows(sock, peer):
-                log.warning("refused a client: uid %d (pid %d) may not use this daemon", peer.uid, peer.pid)
+                self.quiet.warning(
+                    ("uid", peer.uid), "refused a client: uid %d (pid %d) may not use this daemon", peer.uid, peer.pid
+                )
                 self._refuse(sock, f"{PERMISSION_DENIED}: uid {peer.uid} may not use this clinit daemon")
                 continue
             if len(self.connections) - self.waiters >= MAX_CONNECTIONS and not self._evict_one():
-                log.warning("too many clients: refusing one")
+                self.quiet.warning("busy", "too many clients: refusing one")
                 self._refuse(sock, f"{BUSY}: too many clients ({MAX_CONNECTIONS}); try again")
                 continue
             connection = Connection(sock, now, peer)
@@ -246,7 +275,7 @@ class Server:
 
     def _pause_accepting(self, error):
         """No descriptor left: stop accepting for ACCEPT_PAUSE seconds (not a busy loop)."""
-        log.error("accept failed: %s; not accepting for %g s", error.strerror or error, ACCEPT_PAUSE)
+        self.quiet.warning("accept", "accept failed: %s; not accepting for %g s", error.strerror or error, ACCEPT_PAUSE)
         self.paused_until = self.clock() + ACCEPT_PAUSE
         try:
             self.selector.unregister(self.listener)
@@ -327,7 +356,7 @@ class Server:
             self.answer(connection, Answer(False, str(error)))
             return
         if request.verb == "wait" and self.waiters >= MAX_WAITERS:
-            log.warning("too many waiting clients: refusing a wait")
+            self.quiet.warning("waiters", "too many waiting clients: refusing a wait")
             self.answer(connection, Answer(False, f"{BUSY}: too many waiting clients ({MAX_WAITERS})"))
             return
         answer = self.handle(connection, request)
@@ -349,9 +378,10 @@ class Server:
         self._write(connection)
 
     def _answer_now(self, connection, answer):
-        """Best effort, without waiting: for a connection about to be closed."""
+        """Best effort, without waiting, for a connection about to be closed: ``answer``,
+        or what is left to send when None."""
         try:
-            connection.sock.send(answer.encode())
+            connection.sock.send(connection.outbuf if answer is None else answer.encode())
         except OSError:
             pass
 
@@ -380,13 +410,10 @@ class Server:
         connection.sock.close()
 
     def _flush_and_close(self, connection):
+        """At shutdown: what fits in the socket now is sent, the rest is dropped (a client
+        that does not read must not hold the daemon's exit up)."""
         if connection.outbuf:
-            try:
-                connection.sock.setblocking(True)
-                connection.sock.settimeout(1.0)
-                connection.sock.sendall(connection.outbuf)
-            except OSError:
-                pass
+            self._answer_now(connection, None)
         self._drop(connection)
 
     # deadlines

@@ -47,7 +47,7 @@ from .process import Context, Timing
 from .protocol import CLTAB_REFUSED, TIMEOUT, WAIT_DEFAULT, Answer
 from .registry import Registry
 from .states import SETTLED_GROUP_STATES, GroupState
-from .status import read as read_clstat
+from .status import read_with_mtime as read_clstat_with_mtime
 from .statusfile import StatusFile
 from .sysapi import RealSystem
 from .trust import check_directory_trust, make_directory, open_append
@@ -314,7 +314,14 @@ class Daemon:
     def _adopt(self):
         """Take over what a dead predecessor on our socket left (adopt.py)."""
         found = self.system.find_marked(self.paths["socket"])
-        old_rows = read_clstat(self.paths["clstat"])
+        try:
+            old_rows, written = read_clstat_with_mtime(self.paths["clstat"])
+        except (OSError, UnicodeDecodeError) as error:
+            log.warning("cannot read the old %s: %s", self.paths["clstat"], getattr(error, "strerror", None) or error)
+            old_rows, written = [], None
+        if written is not None and written < adopt.booted_at():
+            log.info("%s was written before the machine booted: not restoring from it", self.paths["clstat"])
+            old_rows = []
         plans = adopt.plan(found, self.table, old_rows)
         if not plans:
             return
@@ -338,12 +345,24 @@ class Daemon:
                     " ".join(map(str, sorted(adoption.pgids))),
                 )
             group.restore(plan)
+            if plan.kind == adopt.HALT:
+                log.warning(
+                    "group %s was %s when the previous daemon died, to a level nothing records:"
+                    " stopping what is left of it; tell it again",
+                    plan.name,
+                    plan.old_state or f"at another level than {plan.level}",
+                )
+            elif group.state is GroupState.FAILED and plan.kind == adopt.GONE:
+                log.warning(
+                    "group %s: its services died with the previous daemon: FAILED, nothing started",
+                    plan.name,
+                )
             log.info("group %s restored at level %s %s", plan.name, group.level, group.state)
             if not plan.in_cltab:
                 log.info("group %s left the cltab: halting it", plan.name)
                 self.leaving.add(plan.name)
                 group.halt()
-            elif plan.halting or not pidfds and plan.adoptions:
+            elif not pidfds and plan.adoptions:
                 group.halt()
 
     def _pidfds_work(self):
@@ -447,8 +466,26 @@ class Daemon:
         self._schedule_heartbeat()
 
     def _check_socket_file(self):
-        if not self.server.socket_is_ours():
-            self.server.relisten()
+        """Our socket and its lock file are still there; if not, take them again.
+
+        Someone removed them (the whole directory, say): a second daemon could
+        start meanwhile.  We lock a new lock file first; if another daemon
+        already holds it, we do not touch its socket, and say so.
+        """
+        path = self.paths["socket"]
+        if self.server.socket_is_ours() and socketlock.still_ours(self.lock_fd, path):
+            return
+        if not socketlock.still_ours(self.lock_fd, path):
+            log.warning("the lock file %s was deleted or replaced: locking it again", socketlock.path_for(path))
+            try:
+                make_directory(os.path.dirname(path))
+                lock_fd = socketlock.acquire(path)
+            except (OSError, DaemonStartError) as error:
+                log.error("%s: this daemon no longer listens; stop one of the two", error)
+                return
+            os.close(self.lock_fd)
+            self.lock_fd = lock_fd
+        self.server.relisten()
 
     def _mark_clstat(self):
         self.clstat_dirty = True

@@ -22,7 +22,7 @@ change of state is reported to ``observer(group)``.
 
 import logging
 
-from .adopt import restored_as_run
+from . import adopt
 from .machine import Machine
 from .process import Process
 from .states import GroupEvent as E
@@ -33,6 +33,9 @@ log = logging.getLogger("cluster_init")
 
 _STILL_STARTING = frozenset({ProcState.SETUP, ProcState.RUNBG})
 _SETTLED_DONE = frozenset({ProcState.DONE, ProcState.PASS, ProcState.PAUSING})
+
+
+_AT_REST = frozenset({S.CONFIGURED, S.DONE, S.PASSED, S.FAILED})
 
 
 def _unsettled(proc):
@@ -52,7 +55,8 @@ class Group(Machine):
         self.observer = observer
         self.entries = ()
         self._entry_by_tag = {}
-        self.set_entries(entries)
+        self._next_entries = None  # a newer cltab's, for the next tell
+        self._use_entries(entries)
         self.level = None  # the level the group is at (or starting)
         self.target = None  # the level it was last told
         self.procs = {}  # tag -> Process, for entries that have a machine
@@ -73,10 +77,22 @@ class Group(Machine):
         """Take the group's entries from a newly read cltab.
 
         Changes take effect at the next tell: entries that left or
-        changed are then stopped and replaced.
+        changed are then stopped and replaced.  A transition under way
+        goes on with the entries it started with.
         """
+        if self.state in _AT_REST:
+            self._use_entries(entries)
+        else:
+            self._next_entries = tuple(entries)
+
+    def _use_entries(self, entries):
         self.entries = tuple(entries)
         self._entry_by_tag = {entry.tag: entry for entry in self.entries}
+        self._next_entries = None
+
+    def _take_next_entries(self):
+        if self._next_entries is not None:
+            self._use_entries(self._next_entries)
 
     def describe(self):
         return f"group {self.name}"
@@ -121,7 +137,8 @@ class Group(Machine):
 
     # actions
     def _start_next(self, level):
-        if level is not None:
+        if level is not None:  # a tell
+            self._take_next_entries()
             self.target = level
         self.level = self.target
         for entry in self.entries:
@@ -150,23 +167,24 @@ class Group(Machine):
         return None
 
     def _restore(self, plan):
+        """See adopt.py: adopt what is left, take what had run as run, then go on."""
         self.target = self.level = plan.level
         for entry, adoption in plan.adoptions:
             proc = Process(entry, self.ctx, on_change=self._proc_changed)
             self.procs[entry.tag] = proc
             proc.adopt(adoption)
-        if plan.settled:
-            for entry in self.entries:
-                if entry.mode == "off" or not entry.has_level(self.level) or entry.tag in self.procs:
-                    continue
-                adoption = restored_as_run(plan, entry)
-                if adoption is not None:
-                    proc = Process(entry, self.ctx, on_change=self._proc_changed)
-                    self.procs[entry.tag] = proc
-                    proc.adopt(adoption)
+        level_entries = [e for e in self.entries if e.mode != "off" and e.has_level(self.level)]
+        for tag, adoption in adopt.taken_as_run(plan, level_entries, set(self.procs)).items():
+            proc = Process(self._entry_by_tag[tag], self.ctx, on_change=self._proc_changed)
+            self.procs[tag] = proc
+            proc.adopt(adoption)
         for proc in list(self.procs.values()):
             if not self._keeps(proc, self.level):
                 proc.stop()  # it left the cltab, changed, or is off now
+        if plan.kind == adopt.HALT:
+            return E.HALT  # moving to a level nothing recorded: stop what is left
+        if adopt.services_gone(plan, level_entries):
+            return E.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
     def _check_procs(self, proc):
@@ -190,6 +208,7 @@ class Group(Machine):
         return None
 
     def _stop_old(self, level):
+        self._take_next_entries()
         self.target = level
         for proc in list(self.procs.values()):
             if proc.state is not ProcState.CONFIGURED and not self._keeps(proc, level):
@@ -211,6 +230,7 @@ class Group(Machine):
         return E.CLEAN
 
     def _halt_group(self, _arg):
+        self._take_next_entries()
         for proc in list(self.procs.values()):
             proc.stop()
         return self._check_halted(None)
@@ -238,6 +258,7 @@ Group.TABLE = {
     (S.CONFIGURED, E.PROC): (S.CONFIGURED, None),  # (+)
     (S.STARTING, E.PROC): (S.STARTING, Group._continue_start),
     (S.STARTING, E.ALL_STARTED): (S.CHECKING, Group._check_procs),
+    (S.STARTING, E.ANY_FAILED): (S.FAILED, None),  # (+) restored: its services died with the daemon
     (S.STARTING, E.TELL): (S.STOPPING, Group._stop_old),
     (S.STARTING, E.HALT): (S.HALTING, Group._halt_group),
     (S.CHECKING, E.PROC): (S.CHECKING, Group._check_procs),

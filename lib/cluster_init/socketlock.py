@@ -57,6 +57,15 @@ def acquire(socket_path):
     return fd
 
 
+def still_ours(fd, socket_path):
+    """True while the lock file at its path is the one ``fd`` holds (not deleted or replaced)."""
+    try:
+        here, held = os.stat(path_for(socket_path)), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
 def _read_pid(fd):
     try:
         return int(os.pread(fd, 32, 0).split()[0])

@@ -2,11 +2,12 @@
 
 A root daemon runs whatever its cltab says, as root.  So it uses only a
 cltab owned by root and writable by nobody else, in directories (from /
-down, symlinks resolved) that only root can change: owned by root and
-not writable by others, unless the sticky bit keeps others from
-replacing what they do not own.  The files it creates or appends to
-(log, output, lock) are opened without following symlinks, in
-directories that pass the same check.  A daemon run by another user
+down, along the path as given and along the file it leads to) that only
+root can change: owned by root and not writable by group or others,
+unless the sticky bit keeps others from replacing what they do not own.
+The files it creates or appends to (log, output, lock) are opened
+without following symlinks, in directories that pass the same check,
+and must be regular files of its own.  A daemon run by another user
 trusts what that user trusts, and none of this applies.
 """
 
@@ -49,18 +50,27 @@ def directory_problems(directory):
             break
         if info.st_uid != 0:
             problems.append(f"directory {current} is owned by uid {info.st_uid}, not root (fix: chown root {current})")
-        if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
             problems.append(
-                f"directory {current} is writable by others without the sticky bit (fix: chmod o-w {current})"
+                f"directory {current} is writable by group or others without the sticky bit"
+                f" (fix: chmod go-w {current})"
             )
     return problems
 
 
 def cltab_problems(path, info):
-    """Every reason a root daemon must refuse this cltab; [] when not root."""
+    """Every reason a root daemon must refuse this cltab; [] when not root.
+
+    The directories of the path as given are checked as well as those of
+    the file it leads to: whoever may replace a symlink on the way may
+    replace the cltab.
+    """
     if not running_as_root():
         return []
-    return file_problems(path, info) + directory_problems(os.path.dirname(os.path.realpath(path)))
+    problems = file_problems(path, info)
+    for directory in (os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.realpath(path))):
+        problems += [problem for problem in directory_problems(directory) if problem not in problems]
+    return problems
 
 
 def check_cltab_trust(path, info=None):
