@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from daemon_rig import CLINIT
+from daemon_rig import CLINIT, wait_for
 
 
 @pytest.mark.parametrize(
@@ -302,6 +302,8 @@ def test_a_pidfile_naming_an_editor_of_a_clinit_file_is_stale(tmp_path):
     editor = subprocess.Popen(["sleep", "30", "/etc/default/clinit"])
     daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "/usr/bin/clinit", "-d", "-b"])
     try:
+        for process in (editor, daemon):  # a vfork'ed child has no command line for a moment
+            wait_for(lambda process=process: open(f"/proc/{process.pid}/cmdline", "rb").read(), what="argv")
         assert not is_clinit(editor.pid)
         assert is_clinit(daemon.pid)
     finally:

@@ -307,6 +307,7 @@ def test_only_processes_of_our_own_uid_are_adopted(node):
                CLINIT_LEVEL="1", **dict([node.mark.split("=", 1)]))
     planted = subprocess.Popen(["sleep", "60"], env=env, user=uid, group=gid, stdin=subprocess.DEVNULL)
     try:
+        wait_for(lambda: open(f"/proc/{planted.pid}/environ", "rb").read(), what="its environment")
         node.start()
         assert node.settle("web", "1") == "DONE"
         assert "adopting" not in node.log_text()
