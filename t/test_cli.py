@@ -299,7 +299,7 @@ def test_a_timeout_too_long_is_a_usage_error(node):
 def test_a_pidfile_naming_an_editor_of_a_clinit_file_is_stale(tmp_path):
     from cluster_init.background import is_clinit
 
-    editor = subprocess.Popen(["sleep", "30", "/etc/default/clinit"])
+    editor = subprocess.Popen(["sh", "-c", "sleep 30", "vi", "/etc/default/clinit"])
     daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "/usr/bin/clinit", "-d", "-b"])
     try:
         for process in (editor, daemon):  # a vfork'ed child has no command line for a moment
