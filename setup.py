@@ -34,7 +34,7 @@ def shared_files(folder, target):
 
 setup(
     name="clinit",
-    version="0.3.0",
+    version="0.4.0",
     description="Cluster-wide application-level init: a drop-in successor of Perl's Cluster::Init",
     long_description=open(os.path.join(HERE, "README"), encoding="utf-8").read(),
     long_description_content_type="text/plain",

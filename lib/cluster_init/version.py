@@ -1,3 +1,3 @@
 """The version of clinit (one place, imported by everything that shows it)."""
 
-VERSION = "0.3.0"
+VERSION = "0.4.0"
