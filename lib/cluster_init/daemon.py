@@ -25,7 +25,6 @@ import gc
 import logging
 import os
 import random
-import resource
 import selectors
 import socket
 import stat
@@ -39,6 +38,7 @@ from . import marks
 from . import settings as _settings
 from . import signals as _signals
 from . import socketlock
+from .config import child_settings, resolve_paths, socket_group_id
 from .connections import Policy, Server
 from .errors import CltabError, DaemonStartError
 from .group import Group
@@ -63,20 +63,6 @@ CLSTAT_RETRY = 1.0  # seconds between attempts to write clstat after a failure
 SIGNALS = {**_signals.HANDLED, **_signals.IGNORED}
 
 
-def resolve_paths(table, given, base):
-    """Absolute paths of socket, clstat, log and pidfile.
-
-    A cltab setting wins over ``given`` (constructor arguments, command
-    line flags), which wins over the defaults; relative paths are taken
-    from ``base``, the directory the daemon was started from (as the
-    Perl daemon did), also after ``clinit -d -b`` has moved to /.
-    """
-    return {
-        name: os.path.normpath(os.path.join(base, table.setting(name, given.get(name))))
-        for name in _cltab.PATH_SETTINGS
-    }
-
-
 def sd_notify(path, message):
     """Send ``message`` to systemd's notification socket ``path`` (Type=notify)."""
     if path.startswith("@"):
@@ -86,49 +72,6 @@ def sd_notify(path, message):
             sock.sendto(message.encode(), path)
         except OSError as error:
             log.warning("cannot notify systemd on %s: %s", path, error.strerror or error)
-
-
-def child_settings(table, base, paths, background):
-    """``(directory, output)`` for children: see Context."""
-    directory = table.setting("directory")
-    directory = base if directory is None else os.path.normpath(os.path.join(base, directory))
-    output = table.setting("output")
-    if output is not None:
-        output = os.path.normpath(os.path.join(base, output))
-    elif background:
-        output = paths["log"]
-    return directory, output
-
-
-def socket_group_id(table):
-    """The gid of the ``socket_group`` setting (looked up once, at start), or None."""
-    name = table.setting("socket_group")
-    if name is None:
-        return None
-    import grp
-
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        if name.isdigit():
-            return int(name)
-        raise CltabError(table.path, [(0, f"setting socket_group: no such group {name!r}")]) from None
-
-
-def raise_open_files_limit():
-    """Raise the soft RLIMIT_NOFILE to the hard one; the limits as they were.
-
-    One report pipe per child being started, up to MAX_CONNECTIONS
-    connections and waiters, pidfds and output files can pass the usual
-    soft limit of 1024; children get the original limits back.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (OSError, ValueError) as error:
-            log.warning("cannot raise the open files limit to %d: %s", hard, error)
-    return soft, hard
 
 
 class Daemon:
@@ -288,7 +231,7 @@ class Daemon:
 
     def _start(self):
         self.selector = selectors.DefaultSelector()
-        self.system.nofile = raise_open_files_limit()
+        self.system.nofile = self.system.raise_open_files_limit()
         path = self.paths["socket"]
         self.make_directories()
         for name in ("socket", "clstat", "pidfile") if self.background else ("socket", "clstat"):

@@ -18,6 +18,8 @@ A System has these operations:
     directory, the output file or the exec failed.
 ``spawning()``
     A context for a batch of spawns (see RealSystem).
+``raise_open_files_limit()``
+    Raise the daemon's soft open-files limit; the limits it had.
 (Output files are opened for each spawn and closed once the child has
 them: a rotated file is opened anew by the next child, and the daemon
 holds no descriptor per entry.)
@@ -51,6 +53,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import logging
 import os
 import resource
 import select
@@ -172,6 +175,23 @@ class RealSystem:
             return open_append(path)
         except OSError as error:
             raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
+
+    def raise_open_files_limit(self):
+        """Raise the soft RLIMIT_NOFILE to the hard one; the limits as they were.
+
+        Hundreds of connections and waiters, and the pidfds of adopted
+        processes, can pass the usual soft limit of 1024; children get the
+        original limits back (``spawning``).
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            except (OSError, ValueError) as error:
+                logging.getLogger("cluster_init").warning(
+                    "cannot raise the open files limit to %d: %s", hard, error
+                )
+        return soft, hard
 
     @contextlib.contextmanager
     def spawning(self):
@@ -367,6 +387,9 @@ class FakeSystem:
     @contextlib.contextmanager
     def spawning(self):
         yield
+
+    def raise_open_files_limit(self):
+        return (1024, 4096)
 
     def signal_group(self, pgid, signum):
         self.signals.append((pgid, signum))
