@@ -103,6 +103,17 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
+def _group_exists(pgid):
+    """True while the kernel knows process group ``pgid`` (zombies included)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def _directory_problem(directory):
     """Why a child could not change to ``directory``, or None if it could."""
     try:
@@ -261,12 +272,8 @@ class RealSystem:
         """True while a process of group ``pgid`` lives; zombies do not count (an init
         that does not reap, or a parent that has not reaped yet, must not hold a stop).
         When it cannot be told (no descriptor left to read /proc), True: go on stopping."""
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not _group_exists(pgid):
             return False
-        except PermissionError:
-            pass
         if marks.live_in_group(pgid, pgid):
             return True  # its leader: the common case, one read
         try:
@@ -276,13 +283,7 @@ class RealSystem:
         return any(marks.live_in_group(int(name), pgid) for name in names if name.isdigit())
 
     def group_is_ours(self, pgid, daemon_id, group, tag):
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return marks.group_marked(pgid, daemon_id, group, tag)
+        return _group_exists(pgid) and marks.group_marked(pgid, daemon_id, group, tag)
 
     def marked(self, daemon_id, group, tag):
         uid = None if os.geteuid() == 0 else os.getuid()  # root signals what dropped privileges too
