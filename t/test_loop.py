@@ -206,12 +206,7 @@ def test_children_get_the_original_open_files_limit(node):
     def low_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
 
-    with open(node.stderr_path, "w") as stderr:
-        node.daemon = subprocess.Popen(
-            [sys.executable, CLINIT, "-d", "-c", node.cltab], cwd=node.dir, env=node.env(),
-            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, preexec_fn=low_limit,
-        )
-    wait_for(lambda: node.client().alive(), what="daemon")
+    node.start(preexec_fn=low_limit)
     assert limits(node.daemon.pid) == (hard, hard)
     idle = [connect(node) for _ in range(700)]
     try:
@@ -336,12 +331,7 @@ def test_no_descriptor_left_is_no_busy_loop(node):
     def tight():
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
 
-    with open(node.stderr_path, "w") as stderr:
-        node.daemon = subprocess.Popen(
-            [sys.executable, CLINIT, "-d", "-c", node.cltab], cwd=node.dir, env=node.env(),
-            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, preexec_fn=tight,
-        )
-    wait_for(lambda: node.client().alive(), what="daemon")
+    node.start(preexec_fn=tight)
     idle = [connect(node) for _ in range(80)]
     try:
         time.sleep(1.5)  # measuring that nothing spins takes time
