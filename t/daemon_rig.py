@@ -3,11 +3,16 @@
 Every process the daemon starts inherits CLINIT_TEST_MARK from it, so
 ``Node.cleanup`` can find and kill whatever is left, even when a test
 failed half-way.  Waits poll with a deadline; none sleeps and hopes.
+The helpers tests share: ``settings`` (the cltab lines that keep a
+node's files in its directory), ``raw``/``ask``/``connect`` (requests
+without the client library), ``marked_pids``/``tagged`` (processes by
+their marks, from realproc.py).
 """
 
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +21,7 @@ import uuid
 from cluster_init.client import Client
 
 from cltab_master import master_cltab
-from realproc import alive
+from realproc import alive, marked_pids  # noqa: F401 - tests import both from here
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(HERE)
@@ -57,20 +62,45 @@ def stays(getter, seconds, what="value"):
     return first
 
 
-def marked_pids(mark):
-    """Pids of the processes whose environment holds ``mark``."""
-    needle = mark.encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as stream:
-                if needle in stream.read().split(b"\0"):
-                    found.append(int(name))
-        except OSError:
-            continue
-    return [pid for pid in found if alive(pid)]
+def settings(node, *extra):
+    """The cltab lines that keep ``node``'s socket, clstat and log in its directory,
+    then ``extra`` lines; as text ending in a newline."""
+    lines = [f":::socket:{node.socket}", f":::clstat:{node.clstat}", f":::log:{node.log}", *extra]
+    return "\n".join(lines) + "\n"
+
+
+def connect(node, timeout=30):
+    """A raw connection to the node's socket (the connect blocks while the listen
+    queue is full; then reads and writes time out after ``timeout`` seconds)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(node.socket)
+    sock.settimeout(timeout)
+    return sock
+
+
+def raw(node, data, shut=False, timeout=30):
+    """Send raw bytes on a fresh connection (``shut``: then close our writing side);
+    the answer's bytes, once the daemon has closed the connection."""
+    with connect(node, timeout) as conn:
+        conn.sendall(data)
+        if shut:
+            conn.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def tagged(node, tag):
+    """The node's live processes (they carry its mark) that run the cltab entry ``tag``, sorted."""
+    return sorted(marked_pids(node.mark, f"CLINIT_TAG={tag}"))
+
+
+def ask(node, line):
+    """One request line on a fresh connection, without the client library; the answer's text."""
+    return raw(node, line.encode() + b"\n").decode()
 
 
 class Node:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from daemon_rig import CHECKOUT, Node, clinit_wrapper, marked_pids, wait_for
+from daemon_rig import CHECKOUT, Node, clinit_wrapper, tagged, wait_for
 from realproc import alive
 
 from cluster_init.status import read as read_clstat
@@ -39,14 +39,6 @@ slow:nap:run:wait:exec sleep 30
 def write_clinit_wrapper(path):
     """A ``clinit`` command that runs this checkout's clinit with this Python."""
     return clinit_wrapper(path)
-
-
-def environ_of(pid):
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as stream:
-            return stream.read().split(b"\0")
-    except OSError:
-        return []
 
 
 class AgentRig:
@@ -111,8 +103,7 @@ class AgentRig:
 
     def tagged_pids(self, tag):
         """Live processes of this rig that run the cltab entry ``tag``."""
-        needle = f"CLINIT_TAG={tag}".encode()
-        return sorted(pid for pid in marked_pids(self.node.mark) if needle in environ_of(pid))
+        return tagged(self.node, tag)
 
     def crash_daemon(self):
         """SIGKILL the daemon, as a crash would; its children live on."""

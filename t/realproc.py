@@ -1,10 +1,16 @@
-"""Helpers for tests that run real processes through the real seam."""
+"""Helpers for tests that look at real processes: /proc, and the real seam.
+
+``environ_of`` and ``marked_pids`` are the tests' one way to read the
+marks in /proc/PID/environ (the daemon's own reading is marks.scan: it
+looks for its CLINIT_DAEMON identity, these look for anything, a test's
+CLINIT_TEST_MARK say).
+"""
 
 import os
 import signal
 import time
 
-from cluster_init.process import Context, Timing
+from cluster_init.context import Context, Timing
 from cluster_init.registry import Registry
 from cluster_init.sysapi import RealSystem
 
@@ -16,6 +22,34 @@ def alive(pid):
             return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return False
+
+
+def environ_of(pid):
+    """The items of ``pid``'s environment, as bytes (``b"CLINIT_TAG=t1"``); [] when it
+    is gone, not ours to read, or has no environment yet (a vfork'ed child before its exec)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as stream:
+            data = stream.read()
+    except OSError:
+        return []
+    return [item for item in data.split(b"\0") if item]
+
+
+def environ_pids(match):
+    """The pids (this process's aside) whose environment items satisfy ``match(items)``."""
+    me = os.getpid()
+    return [
+        int(name) for name in os.listdir("/proc")
+        if name.isdigit() and int(name) != me and match(environ_of(name))
+    ]
+
+
+def marked_pids(*marks):
+    """Live pids (no zombies) whose environment holds every one of ``marks``
+    (``"NAME=value"`` strings: a test's mark, ``CLINIT_TAG=t1``, ...)."""
+    needles = [mark.encode() for mark in marks]
+    found = environ_pids(lambda items: all(needle in items for needle in needles))
+    return [pid for pid in found if alive(pid)]
 
 
 def status_field(pid, name):
@@ -32,7 +66,7 @@ class RealRig:
 
     def __init__(self, timing=None):
         self.system = RealSystem()
-        self.registry = Registry()
+        self.registry = Registry(self.system)
         self.ctx = Context(self.system, self.registry, timing or Timing(), dict(os.environ))
         self.started_pids = set()
 

@@ -3,11 +3,7 @@
 import os
 
 from cltab_master import master_cltab
-from daemon_rig import alive, wait_for
-
-
-def settings(node):
-    return f":::socket:{node.socket}\n:::clstat:{node.clstat}\n:::log:{node.log}\n"
+from daemon_rig import alive, settings, wait_for
 
 
 def test_reread(node):

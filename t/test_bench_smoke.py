@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+from realproc import environ_pids
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(os.path.dirname(HERE), "bench", "bench_daemon.py")
 
@@ -81,14 +83,4 @@ def test_ctrl_c_leaves_no_process():
 
 def _marked(run_id):
     needle = f"CLINIT_BENCH_RUN={run_id}-".encode()
-    found = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as stream:
-                if needle in stream.read():
-                    found.add(int(name))
-        except OSError:
-            continue
-    return found
+    return set(environ_pids(lambda items: any(item.startswith(needle) for item in items)))

@@ -25,7 +25,7 @@ import pytest
 from cluster_init.cltab import DEFAULT_SETTINGS
 
 from daemon_rig import CHECKOUT, CLINIT, marked_pids, wait_for
-from realproc import alive
+from realproc import alive, environ_of
 
 UNIT = os.path.join(CHECKOUT, "contrib", "clinit.service")
 
@@ -281,9 +281,8 @@ def test_crash_restart_adopts_the_children(systemd, node):
     assert result.returncode == 3, result.stderr
     assert alive(child), "ExecStop after a crash leaves the children to the next daemon"
 
-    with open(f"/proc/{child}/environ", "rb") as stream:
-        if not any(item.startswith(b"CLINIT_DAEMON=") for item in stream.read().split(b"\0")):
-            pytest.xfail("children carry no CLINIT_DAEMON: adoption is not on main yet")
+    if not any(item.startswith(b"CLINIT_DAEMON=") for item in environ_of(child)):
+        pytest.xfail("children carry no CLINIT_DAEMON: adoption is not on main yet")
     main = systemd.start()  # Restart=on-failure
     wait_for(lambda: "web run DONE" in node.clinit("-v").stdout, what="the adopted group in clstat")
     assert alive(child)
@@ -314,6 +313,5 @@ def test_readiness(systemd, node, monkeypatch):
         return
     assert message is not None and "READY=1" in message.split("\n"), message
     assert node.clinit("-w", "-t", "20", "web", "run").returncode == 0
-    with open(f"/proc/{child_pid(node)}/environ", "rb") as stream:
-        assert not any(item.startswith(b"NOTIFY_SOCKET=") for item in stream.read().split(b"\0"))
+    assert not any(item.startswith(b"NOTIFY_SOCKET=") for item in environ_of(child_pid(node)))
     systemd.stop()

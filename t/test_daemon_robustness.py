@@ -12,24 +12,8 @@ import pytest
 from cluster_init import ClusterInit, DaemonError
 from cluster_init.protocol import MAX_REQUEST
 
-from daemon_rig import CLINIT, alive, marked_pids, wait_for
-from realproc import status_field
-
-
-def raw(node, data, shut=False):
-    """Send raw bytes on a fresh connection; the answer bytes."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(10)
-        conn.connect(node.socket)
-        conn.sendall(data)
-        if shut:
-            conn.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+from daemon_rig import CLINIT, alive, marked_pids, raw, wait_for
+from realproc import environ_of, status_field
 
 
 def test_half_a_line_delays_nobody(node):
@@ -166,7 +150,7 @@ def test_children_inherit_no_daemon_descriptor(node):
     # the shell blocks signals while it waits; the mask it inherited is what its child got
     wait_for(lambda: os.readlink(f"/proc/{sleeper}/exe").endswith("/sleep"), what="sleep's exec")
     assert int(status_field(sleeper, "SigBlk"), 16) == 0 and int(status_field(sleeper, "SigIgn"), 16) == 0
-    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    environ = environ_of(pid)
     assert {b"CLINIT_GROUP=fdgrp", b"CLINIT_TAG=fd1", b"CLINIT_LEVEL=1"} <= set(environ)
     assert node.mark.encode() in environ, "the daemon's environment is passed on"
 

@@ -13,13 +13,8 @@ import subprocess
 import sys
 import tempfile
 
-from daemon_rig import CHECKOUT, CLINIT, LIB, marked_pids, wait_for
+from daemon_rig import CHECKOUT, CLINIT, LIB, marked_pids, settings, wait_for
 from realproc import alive
-
-
-def settings(node, *extra):
-    lines = [f":::socket:{node.socket}", f":::clstat:{node.clstat}", f":::log:{node.log}", *extra]
-    return "\n".join(lines) + "\n"
 
 
 def detach(node, *args, cwd=None, umask=None):
@@ -279,7 +274,7 @@ def test_an_output_file_someone_else_created_is_not_written(node):
 
 def test_dot_names_stay_in_the_output_directory(node):
     from cluster_init.cltab import Entry
-    from cluster_init.process import output_path
+    from cluster_init.context import output_path
 
     assert output_path("/o/%g/%t.log", Entry("..", ".", "1", "wait", "true")) == "/o/__/_.log"
     assert output_path("/o/%g.%t.log", Entry("..", "a/b", "1", "wait", "true")) == "/o/__.a_b.log"

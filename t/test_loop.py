@@ -5,42 +5,18 @@ import resource
 import shutil
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from daemon_rig import CLINIT, alive, marked_pids, wait_for
+from daemon_rig import CLINIT, alive, ask, connect, marked_pids, settings, wait_for
 from realproc import status_field
-
-
-def settings(node, *extra):
-    lines = [f":::socket:{node.socket}", f":::clstat:{node.clstat}", f":::log:{node.log}", *extra]
-    return "\n".join(lines) + "\n"
 
 
 def big_level(node, count, group="big", command="exec sleep 1000", mode="once"):
     return "".join(f"{group}:{group}{i}:1:{mode}:{command}\n" for i in range(count))
-
-
-def connect(node):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(node.socket)  # blocking: waits while the listen queue is full
-    sock.settimeout(30)
-    return sock
-
-
-def ask(node, line):
-    with connect(node) as sock:
-        sock.sendall(line.encode() + b"\n")
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return b"".join(chunks).decode()
-            chunks.append(chunk)
 
 
 def daemon_state(pid):

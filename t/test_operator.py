@@ -7,13 +7,8 @@ import subprocess
 import sys
 import time
 
-from daemon_rig import CLINIT, wait_for
+from daemon_rig import CLINIT, settings, wait_for
 from realproc import alive
-
-
-def settings(node, *extra):
-    lines = [f":::socket:{node.socket}", f":::clstat:{node.clstat}", f":::log:{node.log}", *extra]
-    return "\n".join(lines) + "\n"
 
 
 OPS = (

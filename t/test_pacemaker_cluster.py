@@ -16,6 +16,7 @@ import time
 from cluster_init.status import read as read_clstat
 from ocf_rig import AGENT, write_clinit_wrapper
 from pcmk_cluster import pcmk_cluster, wait_for  # noqa: F401 - pcmk_cluster is a fixture
+from realproc import environ_pids
 
 DUMMY = (
     '<primitive id="dummy" class="ocf" provider="pacemaker" type="Dummy">'
@@ -121,16 +122,12 @@ def svc_nodes(cluster):
     """The nodes where the group's respawn entry runs (by PID namespace)."""
     by_ns = {node.pidns: node.name for node in cluster.nodes if node.alive()}
     found = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for pid in environ_pids(lambda env: b"CLINIT_GROUP=web" in env and b"CLINIT_TAG=svc" in env):
         try:
-            with open(f"/proc/{name}/environ", "rb") as stream:
-                env = stream.read().split(b"\0")
-            space = os.readlink(f"/proc/{name}/ns/pid")
+            space = os.readlink(f"/proc/{pid}/ns/pid")
         except OSError:
             continue
-        if b"CLINIT_GROUP=web" in env and b"CLINIT_TAG=svc" in env and space in by_ns:
+        if space in by_ns:
             found.add(by_ns[space])
     return sorted(found)
 

@@ -14,27 +14,8 @@ import pytest
 
 from as_user import nobody, run_as
 from cluster_init import cli
-from daemon_rig import CLINIT, marked_pids, wait_for
-from realproc import alive
-
-
-def settings(node, *extra):
-    lines = [f":::socket:{node.socket}", f":::clstat:{node.clstat}", f":::log:{node.log}", *extra]
-    return "\n".join(lines) + "\n"
-
-
-def tagged(node, tag):
-    """Live processes (no zombies) that carry the node's mark and CLINIT_TAG=tag."""
-    needle = f"CLINIT_TAG={tag}".encode()
-    found = []
-    for pid in marked_pids(node.mark):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as stream:
-                if needle in stream.read().split(b"\0"):
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
+from daemon_rig import CLINIT, marked_pids, settings, tagged, wait_for
+from realproc import alive, environ_of
 
 
 @pytest.fixture
@@ -307,7 +288,7 @@ def test_only_processes_of_our_own_uid_are_adopted(node):
                CLINIT_LEVEL="1", **dict([node.mark.split("=", 1)]))
     planted = subprocess.Popen(["sleep", "60"], env=env, user=uid, group=gid, stdin=subprocess.DEVNULL)
     try:
-        wait_for(lambda: open(f"/proc/{planted.pid}/environ", "rb").read(), what="its environment")
+        wait_for(lambda: environ_of(planted.pid), what="its environment")
         node.start()
         assert node.settle("web", "1") == "DONE"
         assert "adopting" not in node.log_text()

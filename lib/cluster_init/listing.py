@@ -6,24 +6,11 @@ without a header otherwise (``render``), so that ``cut`` and ``awk``
 work.  The fields are protocol.LIST_FIELDS.
 """
 
-import signal
-
 from .protocol import LIST_FIELDS
+from .waitstatus import last_exit
 
+SINCE = LIST_FIELDS.index("since")
 HEADER = ("GROUP", "TAG", "LEVELS", "MODE", "STATE", "PID", "STARTS", "LAST", "SINCE", "NOTE")
-
-
-def last_exit(status):
-    """An exit code ("0", "127"), a signal name ("SIGTERM"), or "-"."""
-    if status is None:
-        return "-"
-    if status & 0x7F == 0:
-        return str((status >> 8) & 0xFF)
-    signum = status & 0x7F
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 def row(entry, proc, ctx, now, left=False):
@@ -77,7 +64,7 @@ def render(lines, table):
     rows = [HEADER]
     for line in lines:
         fields = line.split("\t")
-        fields[8] = duration(fields[8])
+        fields[SINCE] = duration(fields[SINCE])
         rows.append(tuple(fields))
     widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_FIELDS))]
     return "".join(

@@ -14,10 +14,13 @@ process group, and a daemon that starts where its predecessor died finds
 the processes that predecessor left.  Only processes of the daemon's own
 uid are looked at, so that nobody can plant a process that a root daemon
 would take for its own.  What escapes: a process that rewrites or clears
-its environment (some servers do, to set their process title).
+its environment (some servers do, to set their process title).  (What
+else /proc says of a process, procfs.py reads.)
 """
 
 import os
+
+from . import procfs
 
 DAEMON = "CLINIT_DAEMON"
 GROUP = "CLINIT_GROUP"
@@ -48,40 +51,18 @@ def _environ(pid):
     return marks
 
 
-def _stat(pid):
-    """``(state, pgid, real uid)`` of a process."""
-    with open(f"/proc/{pid}/stat", "rb") as stream:
-        fields = stream.read().rsplit(b")", 1)[1].split()
-    state, pgid = fields[0].decode(), int(fields[2])
-    with open(f"/proc/{pid}/status", "rb") as stream:
-        for line in stream:
-            if line.startswith(b"Uid:"):
-                return state, pgid, int(line.split()[1])
-    raise ValueError("no Uid line")
-
-
-def live_in_group(pid, pgid):
-    """True when ``pid`` lives, is no zombie, and belongs to process group ``pgid``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stream:
-            fields = stream.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid
-
-
 def group_marked(pgid, daemon_id, group, tag):
     """True when a live process of group ``pgid`` carries these marks (False when it
     cannot be told: a process we cannot vouch for is not signalled)."""
     try:
-        names = os.listdir("/proc")
+        every = procfs.pids()
     except OSError:
         return False
-    for name in names:
-        if not name.isdigit() or not live_in_group(int(name), pgid):
+    for pid in every:
+        if not procfs.live_in_group(pid, pgid):
             continue
         try:
-            found = _environ(int(name))
+            found = _environ(pid)
         except OSError:
             continue
         if found.get(DAEMON) == daemon_id and found.get(GROUP) == group and found.get(TAG) == tag:
@@ -96,15 +77,14 @@ def scan(daemon_id, uid, group=None, tag=None):
     found = []
     me = os.getpid()
     try:
-        names = os.listdir("/proc")
+        every = procfs.pids()
     except OSError:
         return found  # no descriptor left: what cannot be seen is not signalled
-    for name in names:
-        if not name.isdigit() or int(name) == me:
+    for pid in every:
+        if pid == me:
             continue
-        pid = int(name)
         try:
-            state, pgid, owner = _stat(pid)
+            state, pgid, owner = procfs.stat(pid)
             if uid is not None and owner != uid or state in ("Z", "X"):
                 continue
             marks = _environ(pid)

@@ -10,7 +10,7 @@ SIGTERM is acted on however many SIGCHLDs came with it.  The loop calls
 Every signal a daemon may be sent is either handled (recorded) or
 ignored; none is fatal but SIGKILL and the fault signals (FAULTS), which
 mean the daemon itself is broken.  Children get the default disposition of every
-signal back before they exec (sysapi.changed_signals).
+signal back before they exec (launcher.changed_signals).
 """
 
 import signal
@@ -20,7 +20,8 @@ import socket
 HANDLED = {
     signal.SIGTERM: "halt every group, then exit",
     signal.SIGINT: "halt every group, then exit (as SIGTERM)",
-    signal.SIGHUP: "reread the cltab, reopen the log and the children's output files",
+    # children's output files need no reopening: each start opens its file anew
+    signal.SIGHUP: "reread the cltab, reopen the log, take the socket and lock again if removed",
     signal.SIGUSR1: "write the state of every group and entry to the log",
     signal.SIGCHLD: "reap the children that exited",
     signal.SIGUSR2: "logged and otherwise ignored",

@@ -12,7 +12,7 @@ own: dup2 of stdin, stdout and stderr, chdir (posix_spawn_file_actions_
 addchdir_np, glibc 2.29), closefrom(3) (glibc 2.34), a new session, an
 empty signal mask, and the default disposition for every signal.  Where
 the two _np actions are missing, the caller changes directory itself
-and every descriptor must be close-on-exec (sysapi.RealSystem does both).
+and every descriptor must be close-on-exec (launcher.Launcher does both).
 """
 
 import ctypes
