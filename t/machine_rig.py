@@ -2,9 +2,10 @@
 
 from cluster_init import cltab
 from cluster_init.group import Group
-from cluster_init.process import Context, Process, Timing
+from cluster_init.context import Context, Timing
+from cluster_init.process import Process
 from cluster_init.registry import Registry
-from cluster_init.sysapi import FakeSystem
+from fake_system import FakeSystem
 
 from cltab_master import entry_lines
 
@@ -19,7 +20,7 @@ class Rig:
 
     def __init__(self, timing=None):
         self.system = FakeSystem()
-        self.registry = Registry()
+        self.registry = Registry(self.system)
         self.ctx = Context(self.system, self.registry, timing or Timing(), {"PATH": "/bin"})
         self.seen = []  # (level, state name) of every group change
 
@@ -44,6 +45,11 @@ class Rig:
         """The newest process of ``tag`` exits; the reaper delivers it."""
         self.system.exit(self.system.pid_of(tag), code, signum)
         self.registry.deliver(self.system.reap())
+
+    def pidfd_exit(self, pid):
+        """An adopted ``pid`` exits: the registry finds its pidfd readable."""
+        (watch,) = [watch for watch, watched in self.system.watched.items() if watched == pid]
+        self.registry.pidfd_readable(watch)
 
     def advance(self, seconds):
         """Move the fake clock and fire every deadline that passed."""

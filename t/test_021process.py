@@ -11,14 +11,15 @@ import signal
 import pytest
 
 from cluster_init.errors import SpawnError
-from cluster_init.process import Process, Timing
+from cluster_init.context import Timing
+from cluster_init.process import Process
 from cluster_init.states import ProcEvent as E
 from cluster_init.states import ProcState as S
 from cluster_init import sysapi
 
 from machine_rig import Rig
 from daemon_rig import wait_for
-from realproc import RealRig, alive, status_field
+from realproc import RealRig, alive, environ_of, status_field
 
 
 @pytest.fixture
@@ -284,7 +285,7 @@ def test_real_stop_escalates_to_sigkill(real):
     real.drive_until(lambda: int(status_field(pid, "SigIgn"), 16) & (1 << (signal.SIGINT - 1)))  # trap is set
     proc.stop()
     real.drive_until(lambda: proc.state is S.CONFIGURED, timeout=10)
-    assert os.WIFSIGNALED(proc.status) and os.WTERMSIG(proc.status) == signal.SIGKILL
+    assert os.WIFSIGNALED(proc.history.status) and os.WTERMSIG(proc.history.status) == signal.SIGKILL
     assert not alive(pid)
 
 
@@ -297,7 +298,7 @@ def test_real_test_mode(real):
     no.start("1")
     real.drive_until(lambda: yes.ran and no.ran)
     assert (yes.state, no.state) == (S.PASS, S.FAIL)
-    assert os.waitstatus_to_exitcode(no.status) == 3
+    assert os.waitstatus_to_exitcode(no.history.status) == 3
 
 
 def test_real_exec_failure_is_a_failure_not_an_exit(real, monkeypatch, caplog):
@@ -309,7 +310,7 @@ def test_real_exec_failure_is_a_failure_not_an_exit(real, monkeypatch, caplog):
     with caplog.at_level(logging.ERROR, logger="cluster_init"):
         proc.start("1")
     assert proc.state is S.CONFIGURED, "an exec failure is not taken for an exit"
-    assert proc.exec_failed and proc.pid is None and proc.starts == 0
+    assert proc.exec_failed and proc.pid is None and proc.history.starts == 0
     assert real.system.reap() == [], "the child that could not exec is reaped already"
     assert "g:t1: cannot start: cannot exec /nonexistent/sh: No such file or directory" in caplog.text
 
@@ -337,7 +338,7 @@ def test_real_child_starts_clean(real):
     assert int(status_field(pid, "SigBlk"), 16) == 0
     assert int(status_field(pid, "SigIgn"), 16) == 0
     assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int) == ["0", "1", "2"]
-    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    environ = environ_of(pid)
     assert b"CLINIT_TAG=t1" in environ and b"CLINIT_LEVEL=1" in environ
 
 
@@ -348,7 +349,7 @@ def test_a_stop_before_the_fork_forks_nothing():
     from cluster_init.registry import Registry
 
     rig = Rig()
-    rig.ctx.registry = rig.registry = Registry(immediate=False)
+    rig.ctx.registry = rig.registry = Registry(rig.system, immediate=False)
     proc = rig.process("g:t1:1:once:sleep 5")
     proc.start("1")
     assert rig.registry.spawns_waiting() == 1 and rig.system.spawned == []
@@ -361,7 +362,7 @@ def test_forks_come_in_batches():
     from cluster_init.registry import Registry
 
     rig = Rig()
-    rig.ctx.registry = rig.registry = Registry(immediate=False)
+    rig.ctx.registry = rig.registry = Registry(rig.system, immediate=False)
     procs = [rig.process(f"g:t{i}:1:once:sleep 5") for i in range(10)]
     for proc in procs:
         proc.start("1")
@@ -401,7 +402,7 @@ def test_a_stop_goes_on_when_the_leader_exits_first(rig):
     proc.stop()
     assert proc.state is S.STOPPING
     rig.exit("t1", signum=signal.SIGINT)
-    assert proc.state is S.LINGERING and proc.status is not None
+    assert proc.state is S.LINGERING and proc.history.status is not None
     rig.advance(5)
     rig.advance(10)
     assert [sig for _pgid, sig in rig.system.signals] == [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
@@ -418,7 +419,7 @@ def test_respawn_remembers_every_group_it_started(rig):
     rig.advance(2)
     rig.exit("t1", 0)  # restarted: a new leader, a new group
     second = proc.pid
-    assert second != first and proc.pgids == {first, second}
+    assert second != first and proc.remains.pgids == {first, second}
     proc.stop()
     assert sorted(pgid for pgid, _sig in rig.system.signals) == sorted([first, second])
     rig.exit("t1", signum=signal.SIGINT)
@@ -470,7 +471,7 @@ def test_what_a_test_left_is_stopped_too(rig):
 
 
 def test_adopted_respawn_is_done_and_respawns_when_it_exits(rig):
-    from cluster_init.process import Adoption
+    from cluster_init.adopt import Adoption
 
     proc = rig.process("g:t1:1:respawn:exec sleep 99")
     proc.adopt(Adoption(E.ADOPTED_DONE, "1", leader=777, pids=(777,), pgids=(777,)))
@@ -478,35 +479,35 @@ def test_adopted_respawn_is_done_and_respawns_when_it_exits(rig):
     (watch,) = rig.system.watched
     assert rig.system.watched[watch] == 777
     rig.advance(5)
-    proc._watched_exit(777)  # its pidfd became readable
+    rig.pidfd_exit(777)  # its pidfd became readable
     assert proc.state is S.DONE and proc.pid != 777, "restarted, as any respawn entry"
     assert rig.system.watched == {}
 
 
 def test_adopted_test_that_exits_fails(rig, caplog):
-    from cluster_init.process import Adoption
+    from cluster_init.adopt import Adoption
 
     proc = rig.process("g:t1:1:test:sleep 5")
     proc.adopt(Adoption(E.ADOPTED_RUNTEST, "1", leader=778, pids=(778,), pgids=(778,)))
     assert proc.state is S.RUNTEST
     with caplog.at_level(logging.WARNING, logger="cluster_init"):
-        proc._watched_exit(778)
+        rig.pidfd_exit(778)
     assert proc.state is S.FAIL
     assert "result is unknown after adoption" in caplog.text
 
 
 def test_adopted_wait_that_exits_is_done(rig):
-    from cluster_init.process import Adoption
+    from cluster_init.adopt import Adoption
 
     proc = rig.process("g:t1:1:wait:sleep 5")
     proc.adopt(Adoption(E.ADOPTED_RUNNING, "1", leader=779, pids=(779,), pgids=(779,)))
     assert proc.state is S.RUNNING and proc.busy
-    proc._watched_exit(779)
+    rig.pidfd_exit(779)
     assert proc.state is S.DONE
 
 
 def test_adopted_processes_are_stopped_by_their_groups(rig):
-    from cluster_init.process import Adoption
+    from cluster_init.adopt import Adoption
 
     proc = rig.process("g:t1:1:once:sleep 99")
     rig.system.live.add(780)
@@ -514,12 +515,12 @@ def test_adopted_processes_are_stopped_by_their_groups(rig):
     proc.stop()
     assert rig.system.signals == [(780, signal.SIGINT)]
     rig.system.live.discard(780)
-    proc._watched_exit(780)
+    rig.pidfd_exit(780)
     assert proc.state is S.CONFIGURED
 
 
 def test_without_pidfds_an_adopted_leader_counts_as_done(rig):
-    from cluster_init.process import Adoption
+    from cluster_init.adopt import Adoption
 
     rig.system.pidfds = False
     proc = rig.process("g:t1:1:wait:sleep 99")
@@ -576,7 +577,7 @@ def test_real_group_is_ours_only_with_our_marks():
     ours = subprocess.Popen(["sleep", "30"], start_new_session=True, env=dict(os.environ, **marks))
     try:
         for process in (stranger, ours):  # a vfork'ed child has no environment for a moment
-            wait_for(lambda process=process: open(f"/proc/{process.pid}/environ", "rb").read(), what="the exec")
+            wait_for(lambda process=process: environ_of(process.pid), what="the exec")
         assert system.group_alive(stranger.pid)
         assert not system.group_is_ours(stranger.pid, "/run/x.s", "g", "t")
         assert system.group_is_ours(ours.pid, "/run/x.s", "g", "t")

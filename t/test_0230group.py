@@ -22,7 +22,7 @@ def test_level_1_starts_test1_then_test2():
     assert rig.states() == ["STARTING", "CHECKING", "DONE"]
     assert group.state is GroupState.DONE and group.level == "1"
     assert [spawned.env["CLINIT_TAG"] for spawned in rig.system.spawned] == ["test1", "test2"]
-    assert sorted(group.procs) == ["test1", "test2"], "exactly test1 and test2 have processes"
+    assert sorted(tag for tag, _proc in group.machines()) == ["test1", "test2"], "exactly test1 and test2 have processes"
 
 
 def test_group_zero_and_level_zero_are_ordinary():

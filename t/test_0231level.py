@@ -23,14 +23,14 @@ def test_level_changes():
     assert rig.running() == ["test3"]
     finish(rig, "test3", "test4")
     assert group.state is GroupState.DONE and group.level == "2"
-    assert sorted(group.procs) == ["test3", "test4"], "exactly test3 and test4"
+    assert sorted(tag for tag, _proc in group.machines()) == ["test3", "test4"], "exactly test3 and test4"
     assert rig.states() == ["STOPPING", "DUMPING", "STARTING", "CHECKING", "DONE"]
 
     group.tell("1")
     assert rig.running() == ["test1"]
     finish(rig, "test1", "test2")
     assert group.state is GroupState.DONE and group.level == "1"
-    assert sorted(group.procs) == ["test1", "test2"]
+    assert sorted(tag for tag, _proc in group.machines()) == ["test1", "test2"]
     tags = [spawned.env["CLINIT_TAG"] for spawned in rig.system.spawned]
     assert tags == ["test1", "test2", "test3", "test4", "test1", "test2"]
 
@@ -52,11 +52,11 @@ def test_entry_in_old_and_new_level_keeps_running():
     table = cltab.parse("g:both:12:once:sleep 9\ng:one:1:once:sleep 9\ng:two:2:once:sleep 9\n")
     group = rig.group("g", table)
     group.tell("1")
-    both = group.procs["both"].pid
+    both = group.machine("both").pid
     group.tell("2")
     assert group.state is GroupState.STOPPING
     assert rig.system.signals == [(rig.system.pid_of("one"), 2)], "only 'one' is stopped"
     rig.exit("one", signum=2)
     assert group.state is GroupState.DONE
-    assert group.procs["both"].pid == both, "untouched: same pid"
+    assert group.machine("both").pid == both, "untouched: same pid"
     assert rig.running() == ["both", "two"]

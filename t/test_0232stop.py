@@ -26,7 +26,7 @@ def test_told_1_while_starting_2():
     rig.exit("test1")
     rig.exit("test2")
     assert rig.states() == ["CHECKING", "DONE"]
-    assert sorted(group.procs) == ["test1", "test2"]
+    assert sorted(tag for tag, _proc in group.machines()) == ["test1", "test2"]
     assert "test4" not in [s.env["CLINIT_TAG"] for s in rig.system.spawned]
 
 

@@ -16,7 +16,7 @@ def halt_and_finish(rig, group):
         rig.system.exit(pid, signum=signal.SIGINT)
     rig.registry.deliver(rig.system.reap())
     assert group.state is GroupState.CONFIGURED
-    assert group.procs == {} and len(rig.registry) == 0
+    assert group.machines() == [] and len(rig.registry) == 0
     assert rig.system.live == set()
 
 

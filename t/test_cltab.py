@@ -77,6 +77,12 @@ def test_levels_multi_character():
     assert b.has_level("long3") and not b.has_level("l")
 
 
+def test_an_entry_runs_at_its_levels_unless_it_is_off():
+    on, off = cltab.parse("g:a:12:once:true\ng:b:12:off:true\n").entries
+    assert on.runs_at("1") and on.runs_at("12") and not on.runs_at("3")
+    assert off.has_level("1") and not off.runs_at("1"), "an off entry runs at no level"
+
+
 def test_level_and_group_zero_are_ordinary():
     (entry,) = cltab.parse("0:t:0:wait:true\n").entries
     assert entry.group == "0" and entry.has_level("0")

@@ -20,29 +20,53 @@ booted) into what each group is to become, one GroupPlan each:
   before the last adopted one, in file order, had run; the start goes
   on from there, in file order, after what is still running.
 * HALT: it was being moved away (STOPPING, DUMPING, HALTING) to a level
-  nothing records, or its processes disagree with clstat.  What is left
+  nothing records, or its processes disagree with clstat.  What remains
   is adopted and stopped; the group must be told again.
-* GONE: no process of it is left, and clstat says it had settled.  If
+* GONE: no process of it remains, and clstat says it had settled.  If
   its level has no ``respawn`` entry, nothing had to run: it is restored
   as clstat says.  Otherwise its services died with the daemon: it is
   restored FAILED, nothing is started (a cluster manager then recovers
   it by stop and start, which runs its wait and test entries again).
-  A group that was on its way, with nothing left, is not restored.
+  A group that was on its way, with nothing remaining, is not restored.
 
 Processes of an entry that left the cltab, or whose group did, are
 adopted and stopped.
+
+The planner is pure: it is given what is known of the machine (the
+processes found, the old clstat's rows, dropped by the caller when
+written before the machine last booted).
 """
 
 import collections
 
 from .cltab import Entry
-from .process import Adoption
-from .states import GroupState as G
-from .states import ProcEvent as E
+from .states import SETTLED_GROUP_STATES, STARTING_GROUP_STATES, GroupState, ProcEvent
 
 SETTLED, STARTING, HALT, GONE = "settled", "starting", "halt", "gone"
-_SETTLED_STATES = {G.DONE.value, G.PASSED.value, G.FAILED.value}
-_STARTING_STATES = {G.STARTING.value, G.CHECKING.value}
+
+
+class Adoption:
+    """What a new daemon found of an entry its predecessor ran, or decided for it.
+
+    ``leader`` is the entry's leader (its shell) if it still runs, else
+    None; ``pids`` every process of the entry that still runs (watched
+    through pidfds), ``pgids`` their process groups, ``verdict`` the event
+    that names the state to take (ADOPTED_RUNNING, ADOPTED_DONE, ...).
+    """
+
+    __slots__ = ("leader", "pids", "pgids", "verdict", "level")
+
+    def __init__(self, verdict, level, leader=None, pids=(), pgids=()):
+        self.verdict, self.level, self.leader = verdict, level, leader
+        self.pids, self.pgids = tuple(pids), set(pgids)
+
+
+def _group_state(name):
+    """The GroupState a clstat line names, or None for a name that is none."""
+    try:
+        return GroupState(name)
+    except ValueError:
+        return None
 
 
 class GroupPlan:
@@ -67,12 +91,12 @@ def _leader(processes):
 
 def _verdict(mode, leader, old_state):
     if mode == "wait" and leader is not None:
-        return E.ADOPTED_RUNNING
+        return ProcEvent.ADOPTED_RUNNING
     if mode == "test":
         if leader is not None:
-            return E.ADOPTED_RUNTEST
-        return E.ADOPTED_FAIL if old_state == G.FAILED.value else E.ADOPTED_PASS
-    return E.ADOPTED_DONE
+            return ProcEvent.ADOPTED_RUNTEST
+        return ProcEvent.ADOPTED_FAIL if _group_state(old_state) is GroupState.FAILED else ProcEvent.ADOPTED_PASS
+    return ProcEvent.ADOPTED_DONE
 
 
 def _kind(old_level, old_state, level):
@@ -80,9 +104,10 @@ def _kind(old_level, old_state, level):
         return SETTLED  # no line in clstat: steady state is the likeliest
     if old_level != level:
         return HALT
-    if old_state in _SETTLED_STATES:
+    state = _group_state(old_state)
+    if state in SETTLED_GROUP_STATES:
         return SETTLED
-    if old_state in _STARTING_STATES:
+    if state in STARTING_GROUP_STATES:
         return STARTING
     return HALT
 
@@ -116,7 +141,7 @@ def plan(found, table, old_rows):
             plan_.adoptions.append((entry, adoption))
         plans.append(plan_)
     for name, (level, state) in old.items():
-        if name not in by_group and state in _SETTLED_STATES and table.entries_of(name):
+        if name not in by_group and _group_state(state) in SETTLED_GROUP_STATES and table.entries_of(name):
             plans.append(GroupPlan(name, level, GONE, state, True))
     return plans
 
@@ -140,18 +165,6 @@ def taken_as_run(plan_, entries, adopted_tags):
         for entry in done
         if entry.mode in ("wait", "once", "test")
     }
-
-
-def booted_at():
-    """When the machine booted (seconds since the epoch), or 0 if it cannot be told."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stream:
-            for line in stream:
-                if line.startswith("btime "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def services_gone(plan_, entries):

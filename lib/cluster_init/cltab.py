@@ -58,6 +58,10 @@ class Entry:
         """True when ``level`` is the whole levels field or one of its levels."""
         return level == self.levels or level in split_levels(self.levels)
 
+    def runs_at(self, level):
+        """True when this entry runs at ``level``: it is not off, and ``level`` is one of its."""
+        return self.mode != "off" and self.has_level(level)
+
     def same_process(self, other):
         """True when ``other`` would run the same process (mode and command)."""
         return other is not None and (self.mode, self.command) == (other.mode, other.command)

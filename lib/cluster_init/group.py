@@ -14,7 +14,7 @@ Told a level, a group
    (the level's entries were all tests and all passed) or FAILED (a
    test failed, or an entry could not be started).
 
-An entry in both the old and the new level is left running untouched.
+An entry in both the old and the new level keeps running untouched.
 A new level told in the middle of any of this redirects the group.
 HALT stops every entry and returns the group to CONFIGURED.  Each
 change of state is reported to ``observer(group)``.
@@ -25,28 +25,27 @@ import logging
 from . import adopt
 from .machine import Machine
 from .process import Process
-from .states import GroupEvent as E
-from .states import GroupState as S
-from .states import ProcState
+from .states import (
+    AT_REST_GROUP_STATES,
+    DONE_PROC_STATES,
+    STARTING_PROC_STATES,
+    GroupEvent,
+    GroupState,
+    ProcState,
+)
 
 log = logging.getLogger("cluster_init")
 
-_STILL_STARTING = frozenset({ProcState.SETUP, ProcState.RUNBG})
-_SETTLED_DONE = frozenset({ProcState.DONE, ProcState.PASS, ProcState.PAUSING})
 
-
-_AT_REST = frozenset({S.CONFIGURED, S.DONE, S.PASSED, S.FAILED})
-
-
-def _unsettled(proc):
+def _must_wait_for(proc):
     """True while the group must wait for ``proc`` before it settles."""
-    return proc.busy or proc.state in _STILL_STARTING
+    return proc.busy or proc.state in STARTING_PROC_STATES
 
 
 class Group(Machine):
     """One resource group.  See the module docstring."""
 
-    INITIAL = S.CONFIGURED
+    INITIAL = GroupState.CONFIGURED
 
     def __init__(self, name, entries, context, observer=None):
         super().__init__()
@@ -59,19 +58,27 @@ class Group(Machine):
         self._use_entries(entries)
         self.level = None  # the level the group is at (or starting)
         self.target = None  # the level it was last told
-        self.procs = {}  # tag -> Process, for entries that have a machine
-        self._unsettled = set()  # in CHECKING: the level's processes not settled yet
+        self._procs = {}  # tag -> Process, for entries that have a machine
+        self._waiting_for = set()  # in CHECKING: the level's processes not settled yet
 
     # what the daemon calls
+    def machine(self, tag):
+        """The process machine of entry ``tag``, or None if it has none."""
+        return self._procs.get(tag)
+
+    def machines(self):
+        """``(tag, Process)`` of every entry that has a machine, oldest first."""
+        return list(self._procs.items())
+
     def tell(self, level):
-        self.post(E.TELL, level)
+        self.post(GroupEvent.TELL, level)
 
     def halt(self):
-        self.post(E.HALT)
+        self.post(GroupEvent.HALT)
 
     def restore(self, plan):
         """Take over what a dead predecessor left of this group (adopt.GroupPlan)."""
-        self.post(E.RESTORE, plan)
+        self.post(GroupEvent.RESTORE, plan)
 
     def set_entries(self, entries):
         """Take the group's entries from a newly read cltab.
@@ -80,7 +87,7 @@ class Group(Machine):
         changed are then stopped and replaced.  A transition under way
         goes on with the entries it started with.
         """
-        if self.state in _AT_REST:
+        if self.state in AT_REST_GROUP_STATES:
             self._use_entries(entries)
         else:
             self._next_entries = tuple(entries)
@@ -109,31 +116,26 @@ class Group(Machine):
     def _keeps(self, proc, level):
         """True when ``proc`` may run on at ``level`` as it is."""
         current = self._current_entry(proc.entry.tag)
-        return (
-            current is not None
-            and current.mode != "off"
-            and proc.entry.same_process(current)
-            and current.has_level(level)
-        )
+        return current is not None and proc.entry.same_process(current) and current.runs_at(level)
 
     def _level_procs(self):
         return [
             proc
             for entry in self.entries
-            if entry.mode != "off" and entry.has_level(self.level)
-            for proc in [self.procs.get(entry.tag)]
+            if entry.runs_at(self.level)
+            for proc in [self._procs.get(entry.tag)]
             if proc is not None
         ]
 
     def _is_level_proc(self, proc):
         entry = proc.entry
-        return self.procs.get(entry.tag) is proc and entry.mode != "off" and entry.has_level(self.level)
+        return self._procs.get(entry.tag) is proc and entry.runs_at(self.level)
 
     def _proc_changed(self, proc):
-        self.post(E.PROC, proc)
+        self.post(GroupEvent.PROC, proc)
 
     def _forget(self, tag):
-        self.ctx.registry.remove(self.procs.pop(tag))
+        self.ctx.registry.remove(self._procs.pop(tag))
 
     # actions
     def _start_next(self, level):
@@ -142,19 +144,19 @@ class Group(Machine):
             self.target = level
         self.level = self.target
         for entry in self.entries:
-            if entry.mode == "off" or not entry.has_level(self.level):
+            if not entry.runs_at(self.level):
                 continue
-            proc = self.procs.get(entry.tag)
+            proc = self._procs.get(entry.tag)
             if proc is None:
                 proc = Process(entry, self.ctx, on_change=self._proc_changed)
-                self.procs[entry.tag] = proc
+                self._procs[entry.tag] = proc
             if proc.ran or proc.exec_failed:
                 continue
             if proc.state is ProcState.CONFIGURED:
                 proc.start(self.level)
             if proc.busy:
                 return None  # its exit will bring us back here
-        return E.ALL_STARTED
+        return GroupEvent.ALL_STARTED
 
     def _continue_start(self, _proc):
         return self._start_next(None)
@@ -163,85 +165,85 @@ class Group(Machine):
         """A settled group: one of its level's entries could not be started again."""
         if proc is not None and proc.exec_failed and self._is_level_proc(proc):
             log.warning("group %s: %s:%s cannot be started: FAILED", self.name, self.name, proc.entry.tag)
-            return E.ANY_FAILED
+            return GroupEvent.ANY_FAILED
         return None
 
     def _restore(self, plan):
-        """See adopt.py: adopt what is left, take what had run as run, then go on."""
+        """See adopt.py: adopt what remains, take what had run as run, then go on."""
         self.target = self.level = plan.level
         for entry, adoption in plan.adoptions:
             proc = Process(entry, self.ctx, on_change=self._proc_changed)
-            self.procs[entry.tag] = proc
+            self._procs[entry.tag] = proc
             proc.adopt(adoption)
-        level_entries = [e for e in self.entries if e.mode != "off" and e.has_level(self.level)]
-        for tag, adoption in adopt.taken_as_run(plan, level_entries, set(self.procs)).items():
+        level_entries = [entry for entry in self.entries if entry.runs_at(self.level)]
+        for tag, adoption in adopt.taken_as_run(plan, level_entries, set(self._procs)).items():
             proc = Process(self._entry_by_tag[tag], self.ctx, on_change=self._proc_changed)
-            self.procs[tag] = proc
+            self._procs[tag] = proc
             proc.adopt(adoption)
-        for proc in list(self.procs.values()):
+        for proc in list(self._procs.values()):
             if not self._keeps(proc, self.level):
                 proc.stop()  # it left the cltab, changed, or is off now
         if plan.kind == adopt.HALT:
-            return E.HALT  # moving to a level nothing recorded: stop what is left
+            return GroupEvent.HALT  # moving to a level nothing recorded: stop what remains
         if adopt.services_gone(plan, level_entries):
-            return E.ANY_FAILED  # its services died with the daemon: nothing is started
+            return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
     def _check_procs(self, proc):
         """Settled yet?  Each process's change costs O(1) until the last one settles."""
         if proc is None:  # entering CHECKING: which of the level's processes do we wait for
-            self._unsettled = {p for p in self._level_procs() if _unsettled(p)}
-        elif _unsettled(proc):
+            self._waiting_for = {p for p in self._level_procs() if _must_wait_for(p)}
+        elif _must_wait_for(proc):
             if self._is_level_proc(proc):
-                self._unsettled.add(proc)
+                self._waiting_for.add(proc)
         else:
-            self._unsettled.discard(proc)
-        if self._unsettled:
+            self._waiting_for.discard(proc)
+        if self._waiting_for:
             return None
         procs = self._level_procs()
         if any(proc.state is ProcState.FAIL or proc.exec_failed for proc in procs):
-            return E.ANY_FAILED
+            return GroupEvent.ANY_FAILED
         if procs and all(proc.state is ProcState.PASS for proc in procs):
-            return E.ALL_PASSED
-        if all(proc.state in _SETTLED_DONE for proc in procs):
-            return E.ALL_DONE
+            return GroupEvent.ALL_PASSED
+        if all(proc.state in DONE_PROC_STATES for proc in procs):
+            return GroupEvent.ALL_DONE
         return None
 
     def _stop_old(self, level):
         self._take_next_entries()
         self.target = level
-        for proc in list(self.procs.values()):
+        for proc in list(self._procs.values()):
             if proc.state is not ProcState.CONFIGURED and not self._keeps(proc, level):
                 proc.stop()
         return self._check_stopped(None)
 
     def _check_stopped(self, _arg):
-        for proc in self.procs.values():
+        for proc in self._procs.values():
             if proc.state is not ProcState.CONFIGURED and not self._keeps(proc, self.target):
                 return None
-        return E.OLD_STOPPED
+        return GroupEvent.OLD_STOPPED
 
     def _garbage_collect(self, _arg):
-        for tag, proc in list(self.procs.items()):
+        for tag, proc in list(self._procs.items()):
             if proc.state is ProcState.CONFIGURED:
                 self._forget(tag)
             else:
-                proc.entry = self._current_entry(tag)  # same process; levels may differ
-        return E.CLEAN
+                proc.renew(self._current_entry(tag))  # same process; levels may differ
+        return GroupEvent.CLEAN
 
     def _halt_group(self, _arg):
         self._take_next_entries()
-        for proc in list(self.procs.values()):
+        for proc in list(self._procs.values()):
             proc.stop()
         return self._check_halted(None)
 
     def _check_halted(self, _arg):
-        if all(proc.state is ProcState.CONFIGURED for proc in self.procs.values()):
-            return E.ALL_HALTED
+        if all(proc.state is ProcState.CONFIGURED for proc in self._procs.values()):
+            return GroupEvent.ALL_HALTED
         return None
 
     def _forget_all(self, _arg):
-        for tag in list(self.procs):
+        for tag in list(self._procs):
             self._forget(tag)
 
 
@@ -252,41 +254,41 @@ class Group(Machine):
 #   have once or respawn entries running, which must be stopped;
 # * a process changing state after the group settled changes nothing.
 Group.TABLE = {
-    (S.CONFIGURED, E.TELL): (S.STARTING, Group._start_next),
-    (S.CONFIGURED, E.RESTORE): (S.STARTING, Group._restore),  # (+) adoption after a crash
-    (S.CONFIGURED, E.HALT): (S.CONFIGURED, None),
-    (S.CONFIGURED, E.PROC): (S.CONFIGURED, None),  # (+)
-    (S.STARTING, E.PROC): (S.STARTING, Group._continue_start),
-    (S.STARTING, E.ALL_STARTED): (S.CHECKING, Group._check_procs),
-    (S.STARTING, E.ANY_FAILED): (S.FAILED, None),  # (+) restored: its services died with the daemon
-    (S.STARTING, E.TELL): (S.STOPPING, Group._stop_old),
-    (S.STARTING, E.HALT): (S.HALTING, Group._halt_group),
-    (S.CHECKING, E.PROC): (S.CHECKING, Group._check_procs),
-    (S.CHECKING, E.ALL_DONE): (S.DONE, None),
-    (S.CHECKING, E.ALL_PASSED): (S.PASSED, None),
-    (S.CHECKING, E.ANY_FAILED): (S.FAILED, None),
-    (S.CHECKING, E.TELL): (S.STOPPING, Group._stop_old),
-    (S.CHECKING, E.HALT): (S.HALTING, Group._halt_group),
-    (S.DONE, E.TELL): (S.STOPPING, Group._stop_old),
-    (S.DONE, E.HALT): (S.HALTING, Group._halt_group),
-    (S.DONE, E.PROC): (S.DONE, Group._check_settled),  # (+)
-    (S.DONE, E.ANY_FAILED): (S.FAILED, None),  # (+) a respawn entry that cannot start again
-    (S.PASSED, E.TELL): (S.STOPPING, Group._stop_old),
-    (S.PASSED, E.HALT): (S.HALTING, Group._halt_group),  # (+)
-    (S.PASSED, E.PROC): (S.PASSED, Group._check_settled),  # (+)
-    (S.PASSED, E.ANY_FAILED): (S.FAILED, None),  # (+)
-    (S.FAILED, E.TELL): (S.STOPPING, Group._stop_old),
-    (S.FAILED, E.HALT): (S.HALTING, Group._halt_group),  # (+)
-    (S.FAILED, E.PROC): (S.FAILED, None),  # (+)
-    (S.STOPPING, E.OLD_STOPPED): (S.DUMPING, Group._garbage_collect),
-    (S.STOPPING, E.PROC): (S.STOPPING, Group._check_stopped),  # (+)
-    (S.STOPPING, E.TELL): (S.STOPPING, Group._stop_old),
-    (S.STOPPING, E.HALT): (S.HALTING, Group._halt_group),
-    (S.DUMPING, E.CLEAN): (S.STARTING, Group._start_next),
-    (S.DUMPING, E.TELL): (S.STOPPING, Group._stop_old),
-    (S.DUMPING, E.HALT): (S.HALTING, Group._halt_group),
-    (S.HALTING, E.ALL_HALTED): (S.CONFIGURED, Group._forget_all),
-    (S.HALTING, E.PROC): (S.HALTING, Group._check_halted),  # (+)
-    (S.HALTING, E.HALT): (S.HALTING, Group._halt_group),
-    (S.HALTING, E.TELL): (S.STOPPING, Group._stop_old),
+    (GroupState.CONFIGURED, GroupEvent.TELL): (GroupState.STARTING, Group._start_next),
+    (GroupState.CONFIGURED, GroupEvent.RESTORE): (GroupState.STARTING, Group._restore),  # (+) adoption after a crash
+    (GroupState.CONFIGURED, GroupEvent.HALT): (GroupState.CONFIGURED, None),
+    (GroupState.CONFIGURED, GroupEvent.PROC): (GroupState.CONFIGURED, None),  # (+)
+    (GroupState.STARTING, GroupEvent.PROC): (GroupState.STARTING, Group._continue_start),
+    (GroupState.STARTING, GroupEvent.ALL_STARTED): (GroupState.CHECKING, Group._check_procs),
+    (GroupState.STARTING, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),  # (+) restored: its services died with the daemon
+    (GroupState.STARTING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    (GroupState.STARTING, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
+    (GroupState.CHECKING, GroupEvent.PROC): (GroupState.CHECKING, Group._check_procs),
+    (GroupState.CHECKING, GroupEvent.ALL_DONE): (GroupState.DONE, None),
+    (GroupState.CHECKING, GroupEvent.ALL_PASSED): (GroupState.PASSED, None),
+    (GroupState.CHECKING, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),
+    (GroupState.CHECKING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    (GroupState.CHECKING, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
+    (GroupState.DONE, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    (GroupState.DONE, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
+    (GroupState.DONE, GroupEvent.PROC): (GroupState.DONE, Group._check_settled),  # (+)
+    (GroupState.DONE, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),  # (+) a respawn entry that cannot start again
+    (GroupState.PASSED, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    (GroupState.PASSED, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),  # (+)
+    (GroupState.PASSED, GroupEvent.PROC): (GroupState.PASSED, Group._check_settled),  # (+)
+    (GroupState.PASSED, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),  # (+)
+    (GroupState.FAILED, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    (GroupState.FAILED, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),  # (+)
+    (GroupState.FAILED, GroupEvent.PROC): (GroupState.FAILED, None),  # (+)
+    (GroupState.STOPPING, GroupEvent.OLD_STOPPED): (GroupState.DUMPING, Group._garbage_collect),
+    (GroupState.STOPPING, GroupEvent.PROC): (GroupState.STOPPING, Group._check_stopped),  # (+)
+    (GroupState.STOPPING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    (GroupState.STOPPING, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
+    (GroupState.DUMPING, GroupEvent.CLEAN): (GroupState.STARTING, Group._start_next),
+    (GroupState.DUMPING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    (GroupState.DUMPING, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
+    (GroupState.HALTING, GroupEvent.ALL_HALTED): (GroupState.CONFIGURED, Group._forget_all),
+    (GroupState.HALTING, GroupEvent.PROC): (GroupState.HALTING, Group._check_halted),  # (+)
+    (GroupState.HALTING, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
+    (GroupState.HALTING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
 }

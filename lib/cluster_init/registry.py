@@ -1,36 +1,47 @@
-"""The daemon's index of process machines, and their traffic with the loop.
+"""The daemon's index of process machines, and the one watcher of their children.
 
-* by pid: the reaper hands every exit status to ``deliver``, which finds
-  the machine that owns the pid;
+* by pid: ``reap`` collects every child that exited (waitpid, through the
+  System) and ``deliver`` hands each exit status to the machine that
+  owns the pid;
+* adopted processes (a dead predecessor's; not our children): their
+  exits come through pidfds (``watch_adopted``); ``watch_fd`` and
+  ``unwatch_fd`` are the loop's hooks to watch such a descriptor, which
+  calls ``pidfd_readable(fd)`` when it is (None when nothing watches:
+  machine tests call it themselves);
 * deadlines: the loop asks ``next_deadline`` how long it may sleep and
   calls ``fire_due`` when one has passed;
 * spawns: a machine that wants its command started asks ``want_spawn``;
-  the loop forks a bounded batch per pass (``run_spawns``), so clients
-  are served between batches.  With ``immediate`` (machine tests) the
-  fork happens at once;
-* descriptors the loop must watch for a machine (a child's exec report
-  pipe, an adopted process's pidfd): ``watch_fd`` and ``unwatch_fd`` are
-  the loop's hooks, None when nothing watches (machine tests poll).
+  the loop has a bounded batch started per pass (``run_spawns``), so
+  clients are served between batches.  With ``immediate`` (machine
+  tests) the spawn happens at once.  The registry spawns through the
+  System what the machine asks for (``spawn_request``) and tells it how
+  that went (``spawned(pid)`` or ``spawn_failed(error)``).
 """
 
 import logging
 
-from .sysapi import describe_status
+from .errors import SpawnError
+from .waitstatus import describe_status
 
 log = logging.getLogger("cluster_init")
 
 
 class Registry:
-    """Every process machine, and which one owns which running pid and descriptor."""
+    """Every process machine, and which one owns which running pid and pidfd.
 
-    def __init__(self, immediate=True, watch_fd=None, unwatch_fd=None):
+    ``system`` is the seam (sysapi.System) children are spawned, reaped
+    and watched through, and whose clock ``run_spawns`` reads.
+    """
+
+    def __init__(self, system, immediate=True, watch_fd=None, unwatch_fd=None):
+        self.system = system
         self.immediate = immediate
         self.watch_fd = watch_fd  # watch_fd(fd, callback): the loop calls callback() when fd is readable
         self.unwatch_fd = unwatch_fd
         self._machines = {}  # machine -> None, in order of creation
         self._by_pid = {}
         self._to_spawn = {}  # machine -> None, in order of asking
-        self._fds = {}  # watched fd -> machine
+        self._pidfds = {}  # pidfd -> (pid, machine), for adopted processes
 
     def add(self, machine):
         self._machines[machine] = None
@@ -42,11 +53,8 @@ class Registry:
         self._to_spawn.pop(machine, None)
 
     def watch(self, pid, machine):
-        """Record that ``machine`` started (or adopted) ``pid``: its exit goes to it."""
+        """Record that ``machine`` owns ``pid``: its exit goes to it."""
         self._by_pid[pid] = machine
-
-    def unwatch(self, pid):
-        self._by_pid.pop(pid, None)
 
     def by_pid(self, pid):
         return self._by_pid.get(pid)
@@ -69,11 +77,16 @@ class Registry:
     def live_pids(self):
         return sorted(self._by_pid)
 
+    # exits
+    def reap(self):
+        """Collect every child that has exited, without blocking, and deliver each exit."""
+        self.deliver(self.system.reap())
+
     def deliver(self, reaped):
         """Give each ``(pid, wait_status)`` to the machine that owns the pid.
 
-        Returns the number of exits no machine owned (orphaned descendants
-        that came back to us as their subreaper).
+        An exit no machine owns is an orphaned descendant that came back
+        to us as its subreaper: the machines still stopping look again.
         """
         strays = 0
         for pid, status in reaped:
@@ -85,11 +98,45 @@ class Registry:
             machine.exited(pid, status)
         if strays:
             self.members_changed()
-        return strays
 
     def members_changed(self):
         """A process that was no leader exited: the machines still stopping look again."""
         for machine in list(self._machines):
+            machine.members_changed()
+
+    def watch_adopted(self, pid, machine, leader=False):
+        """Watch ``pid``, which is not our child, through a pidfd; False if it cannot be.
+
+        Its exit goes to ``machine``: as ``exited(pid, None)`` if it is the
+        machine's ``leader`` (the status of a process that is not our
+        child cannot be known), else as ``members_changed()``.  It cannot
+        be watched when it is gone already or pidfds are missing.
+        """
+        try:
+            fd = self.system.watch_process(pid)
+        except ProcessLookupError:
+            return False  # gone meanwhile: the group check finds out
+        if fd is None:
+            return False  # no pidfds: a stop finds out by its deadlines
+        self._pidfds[fd] = (pid, machine)
+        if leader:
+            self._by_pid[pid] = machine
+        if self.watch_fd is not None:
+            self.watch_fd(fd, lambda: self.pidfd_readable(fd))
+        return True
+
+    def pidfd_readable(self, fd):
+        """An adopted process exited (its pidfd ``fd`` is readable): tell its machine."""
+        pid, machine = self._pidfds.pop(fd, (None, None))
+        if machine is None:
+            return
+        if self.unwatch_fd is not None:
+            self.unwatch_fd(fd)
+        self.system.unwatch_process(fd)
+        if self._by_pid.get(pid) is machine:
+            del self._by_pid[pid]
+            machine.exited(pid, None)
+        else:
             machine.members_changed()
 
     # deadlines
@@ -112,38 +159,30 @@ class Registry:
             self.run_spawns()
 
     def cancel_spawn(self, machine):
-        """True if ``machine`` was still waiting for its fork (and no longer is)."""
+        """True if ``machine`` was still waiting for its spawn (and no longer is)."""
         return self._to_spawn.pop(machine, 0) is None
 
     def spawns_waiting(self):
         return len(self._to_spawn)
 
     def run_spawns(self, limit=None, until=None):
-        """Start up to ``limit`` waiting machines (all of them when None), and
-        none once the clock of the first one's system reads ``until``."""
+        """Start up to ``limit`` waiting machines' commands (all of them when None),
+        and none once the System's clock reads ``until``; how many were started."""
         done = 0
         while self._to_spawn and (limit is None or done < limit):
             machine = next(iter(self._to_spawn))
-            if until is not None and done and machine.ctx.system.now() >= until:
+            if until is not None and done and self.system.now() >= until:
                 break
             del self._to_spawn[machine]
-            machine.fork()
+            self._spawn(machine)
             done += 1
         return done
 
-    # watched descriptors
-    def watch_descriptor(self, fd, machine, callback):
-        """Have the loop call ``callback()`` whenever ``fd`` is readable."""
-        self._fds[fd] = machine
-        if self.watch_fd is not None:
-            self.watch_fd(fd, callback)
-
-    def forget_descriptor(self, fd):
-        """Stop watching ``fd`` (before it is closed)."""
-        if self._fds.pop(fd, None) is not None and self.unwatch_fd is not None:
-            self.unwatch_fd(fd)
-
-    def poll_descriptors(self):
-        """Without a loop (machine tests): let every watched descriptor's machine look."""
-        for machine in list(self._fds.values()):
-            machine.poll()
+    def _spawn(self, machine):
+        try:
+            pid = self.system.spawn(**machine.spawn_request())
+        except SpawnError as error:
+            machine.spawn_failed(error)
+            return
+        self._by_pid[pid] = machine
+        machine.spawned(pid)

@@ -72,7 +72,7 @@ class ProcEvent(_Named):
     RETRY = enum.auto()
     # verdicts of "stop" and "check what is left"
     ALL_GONE = enum.auto()
-    MEMBERS_LEFT = enum.auto()
+    MEMBERS_REMAIN = enum.auto()
     # verdicts of "adopt"
     ADOPTED_RUNNING = enum.auto()
     ADOPTED_RUNTEST = enum.auto()
@@ -116,4 +116,35 @@ class GroupEvent(_Named):
     ALL_HALTED = enum.auto()
 
 
+# ---- sets of states: what the machines, the planner and the daemon ask of a state ----
+
+FOREGROUND_PROC_STATES = frozenset(
+    {
+        ProcState.SETUP,
+        ProcState.RUNFG,
+        ProcState.RUNNING,
+        ProcState.RUNTEST,
+        ProcState.TESTING,
+        ProcState.STOPPING,
+        ProcState.LINGERING,
+    }
+)
+"""A process whose group must wait for it before starting the next entry (``Process.busy``)."""
+
+RAN_PROC_STATES = frozenset({ProcState.DONE, ProcState.PASS, ProcState.FAIL})
+"""A process that has run for its level (``Process.ran``)."""
+
+STARTING_PROC_STATES = frozenset({ProcState.SETUP, ProcState.RUNBG})
+"""A process being started: its group waits for it before it settles."""
+
+DONE_PROC_STATES = frozenset({ProcState.DONE, ProcState.PASS, ProcState.PAUSING})
+"""A process that lets its group settle DONE (a respawn held back counts as done)."""
+
 SETTLED_GROUP_STATES = frozenset({GroupState.DONE, GroupState.PASSED, GroupState.FAILED})
+"""A group that has settled at its level: ``clinit -w`` answers."""
+
+AT_REST_GROUP_STATES = SETTLED_GROUP_STATES | {GroupState.CONFIGURED}
+"""A group with no transition under way: a new cltab's entries apply at once."""
+
+STARTING_GROUP_STATES = frozenset({GroupState.STARTING, GroupState.CHECKING})
+"""A group on its way up to its level."""
