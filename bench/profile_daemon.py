@@ -7,7 +7,7 @@
 The daemon of this checkout runs in this very process (the main thread,
 which it needs for its signals), a helper thread plays the client, and
 only the phases below are profiled: the helper switches the profiler on
-and off by pinging the daemon (a hook on its ping request).
+and off by pinging the daemon (a hook on its ping verb, requests.py).
 
 spawn   a level of N (1,000) ``once`` entries ``exec sleep 1000`` told,
         until the daemon answers that the group is DONE (every exec done)
@@ -54,7 +54,7 @@ class Switch:
         self.profiles = {}
 
     def install(self, daemon):
-        handlers = getattr(daemon, "_handlers", None)
+        handlers = getattr(getattr(daemon, "requests", None), "verbs", None)
         if not isinstance(handlers, dict) or "ping" not in handlers:
             return False
         original = handlers["ping"]

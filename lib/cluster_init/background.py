@@ -74,14 +74,15 @@ def _become_daemon(daemon, pidlock, report):
     import daemon as python_daemon
 
     code = 1
+    premises = daemon.premises
     context = python_daemon.DaemonContext(
         working_directory="/",
-        umask=daemon.umask,  # the children's: spawned children inherit the daemon's
+        umask=premises.umask,  # the children's: spawned children inherit the daemon's
         pidfile=pidlock,
         detach_process=True,
         files_preserve=[report],
     )
-    daemon.keep_lock = True  # until this process exits, after the pidfile is gone
+    premises.keep_lock()  # until this process exits, after the pidfile is gone
     try:
         context.open()
 
@@ -106,15 +107,20 @@ def _become_daemon(daemon, pidlock, report):
 def start(daemon, timeout=READY_TIMEOUT):
     """Run ``daemon`` (a constructed daemon.Daemon) detached; its pid.
 
-    Returns once it accepts requests; DaemonStartError if it cannot.
+    Before it detaches, its premises (premises.py) are checked where the
+    caller still sees what goes wrong: the socket, the directories, the
+    log, clstat's directory and the pid file.  Returns once the daemon
+    accepts requests; DaemonStartError if it cannot.
     """
-    daemon.check_socket()
-    daemon.check_files()
+    premises = daemon.premises
+    premises.check_socket()
+    premises.check_files()
+    path = premises.paths["pidfile"]
     try:
-        pidlock = _pidlock(daemon.paths["pidfile"])
+        pidlock = _pidlock(path)
     except OSError as error:
         raise DaemonStartError(
-            f"cannot use the pid file {daemon.paths['pidfile']}: {error.strerror or error} (set -p or :::pidfile:)"
+            f"cannot use the pid file {path}: {error.strerror or error} (set -p or :::pidfile:)"
         ) from None
     read_end, write_end = os.pipe()
     pid = os.fork()

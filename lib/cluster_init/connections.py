@@ -1,242 +1,109 @@
-"""The daemon's socket: listen, accept, read requests, write answers.
+"""The daemon's clients: accept, read requests, write answers, park the waiting ones.
 
 Every connection is served without blocking, from the daemon's one
 selector: one request line per connection, one answer, then close.
-This module decides who may talk (peer credentials, checked at
-accept), how long a client may take (deadlines), and how many there may
-be (limits, eviction); the daemon decides what a request does.
+This module decides who may talk (peers.py, checked at accept), how
+long a client may take (deadlines), and how many there may be (limits,
+eviction); ``requests`` (requests.py) decides what a request does.
 
 * A client must send its request within CLIENT_TIMEOUT seconds and read
   its answer as fast.
-* At most MAX_CONNECTIONS connections are open besides the waiting ones;
+* At most MAX_CONNECTIONS connections are open besides the parked ones;
   when a new client comes and the table is full, the oldest idle
   connection (no request yet) is answered "busy" and closed to make
   room, so that idle connections can never lock the administrator out.
-* A wait request has its own deadline and its own limit, MAX_WAITERS;
-  past it, a wait is answered "busy".
-* Peer credentials (SO_PEERCRED) are read at accept: only root, the
-  daemon's own user, and members of the socket group (if one is set)
-  are served; anybody else gets "permission denied" and a log line.
+* A request that must wait (a ``wait`` whose group has not settled) is
+  answered by a Park: the connection is parked until ``answer`` is
+  called for it or its deadline passes (``requests.expired`` gives that
+  answer).  At most MAX_WAITERS are parked; past it, a wait is answered
+  "busy".  When a parked client goes away, ``requests.gone`` is told.
+  Only this module reads or writes a Connection's fields.
 """
 
-import array
 import errno
 import logging
-import os
 import selectors
-import socket
-import stat
-import struct
 
-from .errors import DaemonStartError
-from .trust import make_directory
+from .listener import Listener
+from .peers import Policy, Quieted, peer_of
 from .protocol import BUSY, MAX_REQUEST, PERMISSION_DENIED, Answer, ProtocolError, parse_request
 
 log = logging.getLogger("cluster_init")
 
 CLIENT_TIMEOUT = 30.0  # a client must send its request (and read the answer) this fast
-MAX_CONNECTIONS = 512  # open connections, waiting ones not counted
-MAX_WAITERS = 256  # wait requests pending at once
+MAX_CONNECTIONS = 512  # open connections, parked ones not counted
+MAX_WAITERS = 256  # wait requests parked at once
 ACCEPT_PAUSE = 0.5  # seconds without accepting when no descriptor is left
-SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux 4.13; not named in Python 3.11
 
 
-class Peer:
-    """Who is at the other end of a connection (from SO_PEERCRED)."""
+class Park:
+    """What ``requests.handle`` returns for a connection that is to wait: until when."""
 
-    __slots__ = ("pid", "uid", "gid")
+    __slots__ = ("deadline",)
 
-    def __init__(self, pid, uid, gid):
-        self.pid, self.uid, self.gid = pid, uid, gid
-
-
-def peer_of(sock):
-    """The Peer of a connected UNIX socket."""
-    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return Peer(*struct.unpack("3i", data))
-
-
-def peer_groups(sock, pid):
-    """The peer's supplementary group ids: SO_PEERGROUPS, else /proc/PID/status."""
-    size = 64
-    while size <= 65536 * 4:
-        try:
-            data = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, size * 4)
-        except OSError as error:
-            if error.errno == errno.ERANGE:
-                size *= 4
-                continue
-            break
-        groups = array.array("I")
-        groups.frombytes(data[: len(data) - len(data) % 4])
-        return set(groups)
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as stream:
-            for line in stream:
-                if line.startswith("Groups:"):
-                    return {int(word) for word in line.split()[1:]}
-    except (OSError, ValueError):
-        pass
-    return set()
-
-
-class Policy:
-    """Who may use the socket: root, the daemon's user, and the socket group's members."""
-
-    def __init__(self, uid=None, gid=None):
-        self.uid = os.geteuid() if uid is None else uid
-        self.gid = gid  # the socket group's id, or None
-
-    def allows(self, sock, peer):
-        if peer.uid in (0, self.uid):
-            return True
-        if self.gid is None:
-            return False
-        return peer.gid == self.gid or self.gid in peer_groups(sock, peer.pid)
-
-
-class Quieted:
-    """At most one log line per key a minute; how many were left out is said with the next."""
-
-    def __init__(self, clock, every=60.0):
-        self.clock = clock
-        self.every = every
-        self._last = {}  # key -> (when it was last logged, how many were left out since)
-
-    def warning(self, key, message, *args):
-        now = self.clock()
-        last, left_out = self._last.get(key, (None, 0))
-        if last is not None and now - last < self.every:
-            self._last[key] = (last, left_out + 1)
-            return
-        if left_out:
-            message += f" (and {left_out} more in the last minute)"
-        self._last[key] = (now, 0)
-        log.warning(message, *args)
+    def __init__(self, deadline):
+        self.deadline = deadline
 
 
 class Connection:
     """One client connection: what it sent, what we still have to send."""
 
-    __slots__ = ("sock", "inbuf", "outbuf", "deadline", "waiting", "opened", "peer")
+    __slots__ = ("sock", "inbuf", "outbuf", "deadline", "parked", "opened", "peer")
 
     def __init__(self, sock, now, peer=None):
         self.sock = sock
         self.inbuf = bytearray()
         self.outbuf = b""
         self.deadline = now + CLIENT_TIMEOUT
-        self.waiting = None  # what the daemon waits on for it (its own record), or None
+        self.parked = False  # waiting for an answer that is not ready yet
         self.opened = now
         self.peer = peer
 
     @property
     def idle(self):
         """No complete request yet and nothing being answered."""
-        return self.waiting is None and not self.outbuf
+        return not self.parked and not self.outbuf
 
 
 class Server:
     """The listening socket and every connection, on the daemon's selector.
 
-    ``handle(connection, request)`` is the daemon's: it returns an Answer,
-    or None when the connection is to wait (the daemon sets
-    ``connection.waiting`` and later calls ``answer``).
-    ``wait_expired(connection)`` gives the answer for a wait whose
-    deadline passed.
+    ``requests`` has ``handle(connection, request)`` (an Answer, or a
+    Park), ``expired(connection)`` (the answer to a parked connection
+    whose deadline passed) and ``gone(connection)`` (a parked client went
+    away).  A parked connection is answered by ``answer``.
     """
 
-    def __init__(self, selector, clock, handle, wait_expired, policy=None):
+    def __init__(self, selector, clock, requests, policy=None):
         self.selector = selector
         self.clock = clock
-        self.handle = handle
-        self.wait_expired = wait_expired
+        self.requests = requests
         self.policy = policy or Policy()
-        self.path = None
-        self.listener = None
-        self.inode = None
+        self.listener = Listener(selector, self._on_accept)
         self.connections = {}  # Connection -> None, oldest first
         self.waiters = 0
-        self.paused_until = None  # accepting paused: no descriptor left (EMFILE)
         self.quiet = Quieted(clock)  # refusals are logged, but not one line each
 
-    # the listening socket
+    # the listening socket (listener.py)
     def listen(self, path, socket_gid=None):
         """Bind ``path`` (0600, or 0660 with ``socket_gid``) and listen."""
-        self.path = path
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            listener.bind(path)
-            if socket_gid is not None:
-                os.chown(path, -1, socket_gid)
-                os.chmod(path, 0o660)
-            listener.listen(1024)  # the kernel caps it at net.core.somaxconn
-        except OSError as error:
-            listener.close()
-            raise DaemonStartError(f"cannot listen on {path}: {error.strerror or error}") from None
-        finally:
-            os.umask(old_umask)
-        listener.setblocking(False)
-        self.listener = listener
-        self.inode = os.stat(path).st_ino
-        self.selector.register(listener, selectors.EVENT_READ, self._on_accept)
-        self._socket_gid = socket_gid
+        self.listener.listen(path, socket_gid)
 
     def socket_is_ours(self):
         """False when our socket file was deleted or replaced."""
-        try:
-            return os.stat(self.path).st_ino == self.inode
-        except OSError:
-            return False
+        return self.listener.is_ours()
 
     def relisten(self):
         """Bind the socket again after it was deleted or replaced (we hold the lock)."""
-        log.warning("socket %s was deleted or replaced: listening on it again", self.path)
-        self._close_listener(unlink=False)
-        try:
-            make_directory(os.path.dirname(self.path))
-        except OSError as error:
-            log.error("cannot create %s: %s", os.path.dirname(self.path), error.strerror or error)
-            return False
-        try:
-            info = os.lstat(self.path)
-        except FileNotFoundError:
-            pass
-        else:
-            if stat.S_ISSOCK(info.st_mode):
-                os.unlink(self.path)
-            else:
-                log.error("%s is not a socket now; not touching it", self.path)
-                return False
-        try:
-            self.listen(self.path, self._socket_gid)
-        except DaemonStartError as error:
-            log.error("%s", error)
-            return False
-        return True
-
-    def _close_listener(self, unlink):
-        if self.listener is None:
-            return
-        try:
-            self.selector.unregister(self.listener)
-        except (KeyError, ValueError):
-            pass
-        self.listener.close()
-        self.listener = None
-        if unlink and self.socket_is_ours():
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+        return self.listener.relisten()
 
     def close(self, last_answer):
-        """Answer every waiting client ``last_answer``, close everything, remove the socket."""
+        """Answer every parked client ``last_answer``, close everything, remove the socket."""
         for connection in list(self.connections):
-            if connection.waiting is not None:
+            if connection.parked:
                 connection.outbuf = last_answer.encode()
             self._flush_and_close(connection)
-        self._close_listener(unlink=True)
+        self.listener.close(unlink=True)
 
     # accepting
     def _on_accept(self, key, _mask):
@@ -276,19 +143,7 @@ class Server:
     def _pause_accepting(self, error):
         """No descriptor left: stop accepting for ACCEPT_PAUSE seconds (not a busy loop)."""
         self.quiet.warning("accept", "accept failed: %s; not accepting for %g s", error.strerror or error, ACCEPT_PAUSE)
-        self.paused_until = self.clock() + ACCEPT_PAUSE
-        try:
-            self.selector.unregister(self.listener)
-        except (KeyError, ValueError):
-            pass
-
-    def _resume_accepting(self):
-        self.paused_until = None
-        if self.listener is not None:
-            try:
-                self.selector.register(self.listener, selectors.EVENT_READ, self._on_accept)
-            except KeyError:
-                pass  # bound again meanwhile, and registered
+        self.listener.pause(self.clock() + ACCEPT_PAUSE)
 
     def _on_event(self, connection):
         def on_event(_key, mask):
@@ -326,7 +181,7 @@ class Server:
         except OSError:
             self._drop(connection)
             return
-        if connection.waiting is not None:
+        if connection.parked:
             if not data:  # the waiting client went away
                 self._drop(connection)
             return
@@ -359,19 +214,24 @@ class Server:
             self.quiet.warning("waiters", "too many waiting clients: refusing a wait")
             self.answer(connection, Answer(False, f"{BUSY}: too many waiting clients ({MAX_WAITERS})"))
             return
-        answer = self.handle(connection, request)
-        if answer is not None:
-            self.answer(connection, answer)
-        elif connection.waiting is not None:
+        answer = self.requests.handle(connection, request)
+        if isinstance(answer, Park):
+            connection.parked = True
+            connection.deadline = answer.deadline
             self.waiters += 1
+        else:
+            self.answer(connection, answer)
+
+    def _unpark(self, connection):
+        if connection.parked:
+            connection.parked = False
+            self.waiters -= 1
 
     def answer(self, connection, answer):
         """Send ``answer`` and close the connection once it is sent."""
         if connection not in self.connections:
             return
-        if connection.waiting is not None:
-            connection.waiting = None
-            self.waiters -= 1
+        self._unpark(connection)
         connection.outbuf = answer.encode()
         connection.deadline = self.clock() + CLIENT_TIMEOUT
         self.selector.modify(connection.sock, selectors.EVENT_WRITE, self._on_event(connection))
@@ -400,9 +260,9 @@ class Server:
     def _drop(self, connection):
         if self.connections.pop(connection, 0) is not None:
             return
-        if connection.waiting is not None:
-            connection.waiting = None
-            self.waiters -= 1
+        if connection.parked:
+            self._unpark(connection)
+            self.requests.gone(connection)
         try:
             self.selector.unregister(connection.sock)
         except (KeyError, ValueError):
@@ -419,23 +279,19 @@ class Server:
     # deadlines
     def next_deadline(self):
         deadlines = [c.deadline for c in self.connections if c.deadline is not None]
-        if self.paused_until is not None:
-            deadlines.append(self.paused_until)
+        if self.listener.paused_until is not None:
+            deadlines.append(self.listener.paused_until)
         return min(deadlines) if deadlines else None
 
-    def expire(self, now):
+    def fire_due(self, now):
         """Answer or close every connection whose deadline has passed."""
-        if self.paused_until is not None and now >= self.paused_until:
-            self._resume_accepting()
+        if self.listener.paused_until is not None and now >= self.listener.paused_until:
+            self.listener.resume()
         for connection in [c for c in self.connections if c.deadline is not None and c.deadline <= now]:
             if connection.outbuf:
                 self._drop(connection)  # it does not read its answer
-            elif connection.waiting is not None:
-                self.answer(connection, self.wait_expired(connection))
+            elif connection.parked:
+                self.answer(connection, self.requests.expired(connection))
             else:
                 log.warning("client error: no request within %g s", CLIENT_TIMEOUT)
                 self.answer(connection, Answer(False, "timed out waiting for a request"))
-
-    def waiting(self):
-        """The connections the daemon has set waiting."""
-        return [c for c in self.connections if c.waiting is not None]

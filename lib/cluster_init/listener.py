@@ -1,0 +1,115 @@
+"""The daemon's listening socket: bound, watched, paused, bound again, removed.
+
+The socket file is made mode 0600 (0660, of the socket group, when one
+is set: peers.py checks every client anyway).  ``is_ours`` tells whether
+the file at the path is still the one we bound; ``relisten`` binds it
+again after someone removed or replaced it (the daemon holds the lock
+beside it, premises.py, so no other daemon may have it).  With no
+descriptor left, accepting pauses (``pause``) instead of spinning.
+"""
+
+import logging
+import os
+import selectors
+import socket
+import stat
+
+from .errors import DaemonStartError
+
+log = logging.getLogger("cluster_init")
+
+BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+
+
+class Listener:
+    """The listening socket on ``selector``; ``on_accept(key, mask)`` when a client knocks."""
+
+    def __init__(self, selector, on_accept):
+        self.selector = selector
+        self.on_accept = on_accept
+        self.path = None
+        self.sock = None
+        self.inode = None
+        self.gid = None
+        self.paused_until = None  # accepting paused: no descriptor left (EMFILE)
+
+    def listen(self, path, gid=None):
+        """Bind ``path`` (0600, or 0660 with the socket group ``gid``) and listen."""
+        self.path, self.gid = path, gid
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(path)
+            if gid is not None:
+                os.chown(path, -1, gid)
+                os.chmod(path, 0o660)
+            sock.listen(BACKLOG)
+        except OSError as error:
+            sock.close()
+            raise DaemonStartError(f"cannot listen on {path}: {error.strerror or error}") from None
+        finally:
+            os.umask(old_umask)
+        sock.setblocking(False)
+        self.sock = sock
+        self.inode = os.stat(path).st_ino
+        self.selector.register(sock, selectors.EVENT_READ, self.on_accept)
+
+    def is_ours(self):
+        """False when our socket file was deleted or replaced."""
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
+
+    def relisten(self):
+        """Bind the socket again after it was deleted or replaced (we hold the lock);
+        False, and logged, if it cannot be."""
+        log.warning("socket %s was deleted or replaced: listening on it again", self.path)
+        self.close(unlink=False)
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISSOCK(info.st_mode):
+                log.error("%s is not a socket now; not touching it", self.path)
+                return False
+            os.unlink(self.path)
+        try:
+            self.listen(self.path, self.gid)
+        except DaemonStartError as error:
+            log.error("%s", error)
+            return False
+        return True
+
+    def pause(self, until):
+        """Stop accepting until the clock reads ``until`` (``resume``)."""
+        self.paused_until = until
+        try:
+            self.selector.unregister(self.sock)
+        except (KeyError, ValueError):
+            pass
+
+    def resume(self):
+        self.paused_until = None
+        if self.sock is not None:
+            try:
+                self.selector.register(self.sock, selectors.EVENT_READ, self.on_accept)
+            except KeyError:
+                pass  # bound again meanwhile, and registered
+
+    def close(self, unlink):
+        """Stop listening; ``unlink``: remove the socket file too, if it is still ours."""
+        if self.sock is None:
+            return
+        try:
+            self.selector.unregister(self.sock)
+        except (KeyError, ValueError):
+            pass
+        self.sock.close()
+        self.sock = None
+        if unlink and self.is_ours():
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass

@@ -1,0 +1,277 @@
+"""One node's cltab and its groups: what the daemon runs, apart from how it is asked.
+
+* the cltab: ``reread`` takes a changed cltab and applies it; one with
+  errors is refused as a whole (CltabError, logged once), the node keeps
+  the last good one and does not parse the refused file again until it
+  changes;
+* the groups, one Group machine each, made at their first tell; a group
+  that left the cltab is halted and then forgotten;
+* ``restore``: what a dead predecessor on the same socket left is adopted
+  (adopt.py plans it) before anything is served;
+* ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1;
+* ``shutdown`` halts every group; ``finished`` says when all are halted.
+
+Each change of a group's state goes to the listeners (``subscribe``) as
+``listener(group, gone)``, ``gone`` when the group left the cltab and is
+now halted and forgotten.  The node touches processes and the clock only
+through its Context's System, so tests drive it with a FakeSystem.
+"""
+
+import logging
+import os
+
+from . import adopt
+from . import cltab as _cltab
+from . import listing
+from . import settings as _settings
+from .errors import CltabError
+from .group import Group
+from .protocol import LIST_FIELDS
+from .states import GroupState
+
+log = logging.getLogger("cluster_init")
+
+
+def read_cltab(cltab):
+    """``(path, Cltab, signature)`` of the cltab a daemon starts with (its absolute
+    path); CltabError if it cannot be used."""
+    path = os.path.abspath(cltab)
+    table, signature = _cltab.load_trusted(path)
+    return path, table, signature
+
+
+def log_warnings(table):
+    """Log what the cltab ``table`` has that deserves a look (unknown settings...)."""
+    for line, message in table.warnings:
+        log.warning("%s:%d: %s", table.path, line, message)
+
+
+class Node:
+    """The cltab at ``path`` (read as ``table`` with ``signature``) and its groups.
+
+    ``ctx`` is the process machines' Context; ``settings_changed(table)``
+    is told each newly read cltab (settings that take effect only at the
+    next start are the caller's).
+    """
+
+    def __init__(self, path, table, signature, ctx, settings_changed=None):
+        self.path = path
+        self.table = table
+        self.signature = signature
+        self.refused = None  # (signature, CltabError) of the last cltab refused
+        self.ctx = ctx
+        self.settings_changed = settings_changed
+        self.groups = {}
+        self.leaving = set()  # groups halting because they left the cltab
+        self.halting = False
+        self._listeners = []
+        ctx.reconfigure(table)
+
+    def subscribe(self, listener):
+        """Have ``listener(group, gone)`` called at each change of a group's state."""
+        self._listeners.append(listener)
+
+    # the groups
+    def group(self, name):
+        """The Group machine of ``name``, or None if it was never told."""
+        return self.groups.get(name)
+
+    def knows(self, name):
+        """True when ``name`` is a group of the cltab, or one still halting."""
+        return name in self.groups or bool(self.table.entries_of(name))
+
+    def names(self):
+        """Every group: the cltab's in file order, then those that left it."""
+        return list(dict.fromkeys([*self.table.groups(), *self.groups]))
+
+    def entry(self, name, tag):
+        """The cltab's entry ``name:tag``, or None."""
+        return next((entry for entry in self.table.entries_of(name) if entry.tag == tag), None)
+
+    def tell(self, name, level):
+        """Move group ``name`` (of the cltab) to ``level``."""
+        self._group(name).tell(level)
+
+    def shutdown(self, reason):
+        """Halt every group; ``finished`` once they are all halted."""
+        if self.halting:
+            return
+        self.halting = True
+        log.info("shutting down (%s): halting all groups", reason)
+        for group in list(self.groups.values()):
+            group.halt()
+
+    def finished(self):
+        """True once a shutdown has halted every group and no process of ours is left."""
+        return (
+            self.halting
+            and not self.ctx.registry.live_pids()
+            and all(group.state is GroupState.CONFIGURED for group in self.groups.values())
+        )
+
+    def _group(self, name, entries=None):
+        group = self.groups.get(name)
+        if group is None:
+            entries = self.table.entries_of(name) if entries is None else entries
+            group = Group(name, entries, self.ctx, observer=self._group_changed)
+            self.groups[name] = group
+        return group
+
+    def _group_changed(self, group):
+        gone = group.name in self.leaving and group.state is GroupState.CONFIGURED
+        if gone:
+            self.leaving.discard(group.name)
+            del self.groups[group.name]
+            log.info("group %s left the cltab and is halted", group.name)
+        for listener in self._listeners:
+            listener(group, gone)
+
+    def _leave(self, group):
+        log.info("group %s left the cltab: halting it", group.name)
+        self.leaving.add(group.name)
+        group.halt()
+
+    # the cltab
+    def reread(self):
+        """Reread the cltab if it changed; True if it did.
+
+        A cltab with errors is refused as a whole (CltabError, logged
+        once): the node keeps running on the last good one, and does not
+        parse a refused file again until it changes.
+        """
+        signature = _settings.file_signature(self.path)
+        if signature is not None and signature == self.signature:
+            return False
+        if self.refused is not None and self.refused[0] == signature:
+            raise self.refused[1]
+        try:
+            table, signature = _cltab.load_trusted(self.path)
+        except CltabError as error:
+            self.refused = (signature, error)
+            log.error("cltab refused; still using the last good one:\n%s", error)
+            raise
+        self.refused = None
+        self.signature = signature
+        log_warnings(table)
+        self._apply(table)
+        return True
+
+    def _apply(self, table):
+        self.table = table
+        self.ctx.reconfigure(table)
+        if self.settings_changed is not None:
+            self.settings_changed(table)
+        names = table.groups()
+        for name, group in list(self.groups.items()):
+            if name in names:
+                self.leaving.discard(name)
+                group.set_entries(table.entries_of(name))
+            elif name not in self.leaving:
+                self._leave(group)
+        log.info("cltab %s reread: %d entries in %d groups", self.path, len(table.entries), len(names))
+
+    # restoring what a dead predecessor left
+    def restore(self, old_rows):
+        """Take over what a dead predecessor on our socket left: its processes (found
+        by their marks) and ``old_rows``, the ``(group, level, state)`` rows of its
+        clstat (adopt.py plans what each group becomes)."""
+        system = self.ctx.system
+        found = system.find_marked(self.ctx.daemon_id)
+        plans = adopt.plan(found, self.table, old_rows)
+        if not plans:
+            return
+        if found:
+            log.warning(
+                "the previous daemon on %s died and left %d process(es): adopting them",
+                self.ctx.daemon_id,
+                len(found),
+            )
+        pidfds = found and self._pidfds_work()
+        if found and not pidfds:
+            log.warning("pidfds are not available here (Linux 5.3 or later has them): stopping what it left")
+        for plan in plans:
+            self._restore_group(plan, pidfds)
+
+    def _restore_group(self, plan, pidfds):
+        group = self._group(plan.name, entries=() if not plan.in_cltab else None)
+        for entry, adoption in plan.adoptions:
+            log.info(
+                "adopting %s:%s: %s (process groups %s)",
+                entry.group,
+                entry.tag,
+                " ".join(map(str, adoption.pids)),
+                " ".join(map(str, sorted(adoption.pgids))),
+            )
+        group.restore(plan)
+        if plan.kind == adopt.HALT:
+            log.warning(
+                "group %s was %s when the previous daemon died, to a level nothing records:"
+                " stopping what is left of it; tell it again",
+                plan.name,
+                plan.old_state or f"at another level than {plan.level}",
+            )
+        elif group.state is GroupState.FAILED and plan.kind == adopt.GONE:
+            log.warning("group %s: its services died with the previous daemon: FAILED, nothing started", plan.name)
+        log.info("group %s restored at level %s %s", plan.name, group.level, group.state)
+        if not plan.in_cltab:
+            self._leave(group)
+        elif not pidfds and plan.adoptions:
+            group.halt()
+
+    def _pidfds_work(self):
+        system = self.ctx.system
+        watch = system.watch_process(os.getpid())
+        if watch is None:
+            return False
+        system.unwatch_process(watch)
+        return True
+
+    # what the operator sees
+    def entries_and_machines(self, name):
+        """``(entry, machine or None, left the cltab)``: the group's entries in file
+        order, then the machines whose entry left the cltab."""
+        group = self.groups.get(name)
+        machines = group.machines() if group is not None else []
+        entries = self.table.entries_of(name)
+        tags = {entry.tag for entry in entries}
+        listed = [(entry, group.machine(entry.tag) if group is not None else None, False) for entry in entries]
+        listed += [(proc.entry, proc, True) for tag, proc in machines if tag not in tags]
+        return listed
+
+    def rows(self, names=None):
+        """The ``clinit -l`` fields (protocol.LIST_FIELDS) of every entry of ``names``
+        (default: every group)."""
+        now = self.ctx.system.now()
+        return [
+            listing.row(entry, proc, self.ctx, now, left)
+            for name in (self.names() if names is None else names)
+            for entry, proc, left in self.entries_and_machines(name)
+        ]
+
+    def dump(self):
+        """SIGUSR1: the state of every group and of every entry (as clinit -l has it), to the log."""
+        log.info(
+            "state dump: %d group(s), %d process(es) running",
+            len(self.groups),
+            len(self.ctx.registry.live_pids()),
+        )
+        now = self.ctx.system.now()
+        for name in self.names():
+            group = self.groups.get(name)
+            if group is not None:
+                log.info("group %s: level %s %s", name, group.level, group.state)
+            else:
+                log.info("group %s: never told", name)
+            for entry, proc, left in self.entries_and_machines(name):
+                fields = dict(zip(LIST_FIELDS, listing.row(entry, proc, self.ctx, now, left)))
+                log.info(
+                    "  %s:%s: %s, pid %s, started %s time(s), last exit %s%s%s",
+                    name,
+                    entry.tag,
+                    fields["state"],
+                    fields["pid"],
+                    fields["starts"],
+                    fields["last_exit"],
+                    "" if fields["since"] == "-" else f", {fields['since']}s in its state",
+                    "" if fields["note"] == "-" else f" ({fields['note']})",
+                )

@@ -1,0 +1,293 @@
+"""The daemon's places on disk: where its files are, and taking them.
+
+* where: the socket, clstat, the log and the pid file (``resolve_paths``),
+  and the directory the daemon was started from, its umask and its
+  environment, which its children get (``context``);
+* the directories of those files, made in one place (mode 0755) and, for
+  a root daemon, trusted (trust.py);
+* the socket: a stale one (no daemon answers) is removed, a live one
+  refuses the start;
+* the lock beside the socket (socketlock.py), held for the daemon's life,
+  or until its process exits (``clinit -d -b``, ``keep_lock``), and taken
+  again when someone removed it (``retake_lock``);
+* the log (logfile.py): opened at start, reopened on SIGHUP;
+* what ``clinit -d -b`` checks before it detaches (``check_files``);
+* sd_notify: READY=1 to systemd when NOTIFY_SOCKET is set.
+
+Every failure to start is a DaemonStartError that says what to set.
+"""
+
+import logging
+import os
+import socket
+import stat
+import sys
+import tempfile
+
+from . import cltab as _cltab
+from . import marks
+from . import socketlock
+from .context import Context
+from .errors import CltabError, DaemonStartError
+from .logfile import LogFile, QuietStreamHandler
+from .trust import check_directory_trust, make_directory, open_append
+
+log = logging.getLogger("cluster_init")
+
+HINTS = {"pidfile": " (set -p or :::pidfile:)"}  # what to set when a file cannot be had
+
+
+def resolve_paths(table, given, base):
+    """Absolute paths of socket, clstat, log and pidfile.
+
+    A cltab setting wins over ``given`` (constructor arguments, command
+    line flags), which wins over the defaults; relative paths are taken
+    from ``base``, the directory the daemon was started from (as the
+    Perl daemon did), also after ``clinit -d -b`` has moved to /.
+    """
+    return {
+        name: os.path.normpath(os.path.join(base, table.setting(name, given.get(name))))
+        for name in _cltab.PATH_SETTINGS
+    }
+
+
+def socket_group_id(table):
+    """The gid of the ``socket_group`` setting (looked up once, at start), or None."""
+    name = table.setting("socket_group")
+    if name is None:
+        return None
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        if name.isdigit():
+            return int(name)
+        raise CltabError(table.path, [(0, f"setting socket_group: no such group {name!r}")]) from None
+
+
+def sd_notify(path, message):
+    """Send ``message`` to systemd's notification socket ``path`` (Type=notify)."""
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # an abstract socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), path)
+        except OSError as error:
+            log.warning("cannot notify systemd on %s: %s", path, error.strerror or error)
+
+
+def _hint(name):
+    return HINTS.get(name, f" (set :::{name}:)")
+
+
+class Premises:
+    """Where one daemon keeps its files, and what it holds of them.
+
+    Built from the cltab ``table`` it starts with and the paths ``given``
+    (socket, clstat, log, pidfile; None for the cltab's or the default);
+    ``background`` for ``clinit -d -b`` (the pid file is the daemon's then).
+    Raises CltabError if the socket group does not exist.
+    """
+
+    def __init__(self, table, given, background=False, log_to_stderr=True):
+        self.start_dir = os.getcwd()
+        self.umask = os.umask(0o022)  # children's; clinit -d -b keeps it as the daemon's
+        os.umask(self.umask)
+        self.given = dict(given)
+        self.background = background
+        self.log_to_stderr = log_to_stderr
+        self.paths = resolve_paths(table, self.given, self.start_dir)
+        self.socket_group = table.setting("socket_group")
+        self.socket_gid = socket_group_id(table)
+        self.environ = dict(os.environ)
+        self.notify_socket = self.environ.pop("NOTIFY_SOCKET", None)  # for us, not for children
+        self.environ[marks.DAEMON] = self.paths["socket"]  # our children's identity mark
+        self.lock_fd = None
+        self._keep_lock = False
+        self._made = False
+        self.logfile = None
+        self._handlers = []
+
+    @property
+    def socket_path(self):
+        return self.paths["socket"]
+
+    def _names(self):
+        """The daemon's files: the pid file is its own only when it detaches."""
+        return ("socket", "clstat", "log", "pidfile") if self.background else ("socket", "clstat", "log")
+
+    def context(self, system, registry):
+        """The process machines' Context: the children's environment, where they run."""
+        return Context(
+            system,
+            registry,
+            environ=dict(self.environ),
+            daemon_id=self.paths["socket"],
+            start_dir=self.start_dir,
+            log_path=self.paths["log"],
+            background=self.background,
+        )
+
+    def settings_changed(self, table):
+        """A newly read cltab: log each setting of ours it changes (they take effect at
+        the next daemon start)."""
+        if table.setting("socket_group") != self.socket_group:
+            log.warning("setting socket_group changed: takes effect at the next daemon start")
+        for name, path in resolve_paths(table, self.given, self.start_dir).items():
+            if path != self.paths[name]:
+                log.warning("setting %s changed to %s: takes effect at the next daemon start", name, path)
+
+    # directories
+    def _make_directory_of(self, name):
+        directory = os.path.dirname(self.paths[name])
+        try:
+            make_directory(directory)
+        except OSError as error:
+            raise DaemonStartError(
+                f"cannot create {directory} for the {name}: {error.strerror}{_hint(name)}"
+            ) from None
+
+    def make_directories(self):
+        """The directories of the daemon's files (mode 0755), once; DaemonStartError
+        if one cannot be made."""
+        if self._made:
+            return
+        for name in self._names():
+            self._make_directory_of(name)
+        self._made = True
+
+    def check_trust(self):
+        """A root daemon creates its files only in directories only root can change."""
+        for name in self._names():
+            if name == "log":
+                continue  # opened through open_append, which checks it
+            try:
+                check_directory_trust(os.path.dirname(self.paths[name]), self.paths[name])
+            except PermissionError as error:
+                raise DaemonStartError(str(error)) from None
+
+    def check_files(self):
+        """Before clinit -d -b detaches, where nothing it says afterwards is seen:
+        DaemonStartError unless the log opens and clstat's directory takes files."""
+        self.make_directories()
+        try:
+            os.close(open_append(self.paths["log"]))
+        except OSError as error:
+            raise DaemonStartError(f"cannot open the log {self.paths['log']}: {error.strerror or error}") from None
+        for name in ("clstat", "pidfile"):
+            try:
+                fd, probe = tempfile.mkstemp(prefix=f".{name}.", dir=os.path.dirname(self.paths[name]))
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as error:
+                raise DaemonStartError(
+                    f"cannot write the {name} {self.paths[name]}: {error.strerror or error}{HINTS.get(name, '')}"
+                ) from None
+
+    # the socket and its lock
+    def check_socket(self):
+        """Refuse if a live daemon answers on our socket; remove a stale one."""
+        path = self.paths["socket"]
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(info.st_mode):
+            raise DaemonStartError(f"{path} exists and is not a socket; not touching it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(2.0)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            log.info("removing stale socket %s", path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        except OSError as error:
+            raise DaemonStartError(f"cannot check socket {path}: {error.strerror}") from None
+        finally:
+            probe.close()
+        raise DaemonStartError(f"another clinit daemon is already listening on {path}")
+
+    def lock(self):
+        """Take the socket's lock (DaemonStartError if another daemon holds it)."""
+        if self.lock_fd is None:
+            self.lock_fd = socketlock.acquire(self.paths["socket"])
+
+    def keep_lock(self):
+        """Hold the lock until this process exits, past ``unlock`` (clinit -d -b: until
+        after the pid file is gone)."""
+        self._keep_lock = True
+
+    def unlock(self):
+        if self.lock_fd is not None and not self._keep_lock:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def lock_is_ours(self):
+        """False when the lock file was deleted or replaced."""
+        return socketlock.still_ours(self.lock_fd, self.paths["socket"])
+
+    def retake_lock(self):
+        """The lock file is gone (the whole directory, say): make its directory and lock
+        a new one.  False, and logged, when that cannot be done (another daemon holds it)."""
+        path = self.paths["socket"]
+        log.warning("the lock file %s was deleted or replaced: locking it again", socketlock.path_for(path))
+        try:
+            make_directory(os.path.dirname(path))
+            lock_fd = socketlock.acquire(path)
+        except (OSError, DaemonStartError) as error:
+            log.error("%s: this daemon no longer listens; stop one of the two", error)
+            return False
+        os.close(self.lock_fd)
+        self.lock_fd = lock_fd
+        return True
+
+    # the log
+    def open_log(self):
+        """The log file (a failure is said on stderr: the daemon runs on without it),
+        and stderr for warnings unless ``log_to_stderr`` is off."""
+        logger = logging.getLogger("cluster_init")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        path = self.paths["log"]
+        try:
+            self.logfile = LogFile(path)
+        except OSError as error:
+            print(f"clinit: cannot open log {path}: {error.strerror or error}", file=sys.stderr)
+        else:
+            self._handlers.append(self.logfile)
+        if self.log_to_stderr:
+            handler = QuietStreamHandler(sys.stderr)
+            handler.setLevel(logging.WARNING)
+            handler.setFormatter(logging.Formatter("clinit: %(message)s"))
+            self._handlers.append(handler)
+        for handler in self._handlers:
+            logger.addHandler(handler)
+
+    def reopen_log(self):
+        """SIGHUP: reopen the log (logrotate); children open their output files anew anyway."""
+        if self.logfile is None:
+            return
+        try:
+            self.logfile.reopen()
+        except OSError as error:
+            log.error("cannot reopen log %s: %s", self.logfile.path, error.strerror or error)
+        else:
+            log.info("log reopened")
+
+    def close_log(self):
+        logger = logging.getLogger("cluster_init")
+        for handler in self._handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        self._handlers = []
+        self.logfile = None
+
+    def notify_ready(self):
+        """Tell systemd (Type=notify) that the daemon serves, if it asked."""
+        if self.notify_socket:
+            sd_notify(self.notify_socket, f"READY=1\nMAINPID={os.getpid()}")

@@ -1,0 +1,146 @@
+"""The node (node.py) without a daemon: its cltab and groups, over the fake seam.
+
+No socket and no process: the FakeSystem records what would be spawned and
+signalled, and the tests say which pid exits.
+"""
+
+import signal
+
+import pytest
+
+from cluster_init.errors import CltabError
+from cluster_init.marks import Found
+from cluster_init.protocol import LIST_FIELDS
+
+from node_rig import NodeRig, captured_log
+
+CLTAB = """\
+web:prep:1:wait:prepare
+web:srv:1:respawn:serve
+web:chk:t:test:check
+db:main:1:once:dbserver
+"""
+
+
+@pytest.fixture
+def rig(tmp_path):
+    return NodeRig(tmp_path, CLTAB)
+
+
+@pytest.fixture
+def logged():
+    with captured_log() as handler:
+        yield handler
+
+
+def fields(row):
+    return dict(zip(LIST_FIELDS, row))
+
+
+def test_a_tell_starts_the_level_in_file_order_and_settles(rig):
+    rig.node.tell("web", "1")
+    assert rig.system.running_tags() == ["prep"], "the wait entry first, alone"
+    assert rig.state("web") == ("1", "STARTING")
+    rig.exit("prep")
+    assert rig.system.running_tags() == ["srv"]
+    assert rig.state("web") == ("1", "DONE")
+    assert rig.changes[-1] == ("web", "1", "DONE", False), "the listeners hear each change"
+    rig.clstat.flush()
+    assert rig.clstat_text() == "Cluster::Init::Group web 1 DONE\n"
+    assert rig.node.group("db") is None, "no other group is touched"
+
+
+def test_a_refused_cltab_is_kept_out_whole_and_parsed_once(rig, logged):
+    rig.write(CLTAB + "web:bad:1:sometimes:x\nnew:n:1:once:y\n")
+    with pytest.raises(CltabError) as first:
+        rig.node.reread()
+    with pytest.raises(CltabError) as second:
+        rig.node.reread()
+    assert second.value is first.value, "a refused file is not parsed again until it changes"
+    assert logged.count("cltab refused; still using the last good one") == 1
+    assert not rig.node.knows("new") and len(rig.node.table.entries) == 4, "the last good cltab stays"
+    rig.write(CLTAB + "new:n:1:once:y\n")
+    assert rig.node.reread() is True
+    assert rig.node.knows("new")
+    assert rig.node.reread() is False, "unchanged"
+
+
+def test_a_group_that_left_the_cltab_is_halted_then_forgotten(rig, logged):
+    rig.node.tell("web", "1")
+    rig.exit("prep")
+    srv = rig.system.pid_of("srv")
+    rig.write("db:main:1:once:dbserver\n")
+    assert rig.node.reread() is True
+    assert rig.state("web") == ("1", "HALTING")
+    assert (srv, signal.SIGINT) in rig.system.signals, "stopped gracefully, not killed"
+    rig.exit("srv", signum=signal.SIGINT)
+    assert rig.node.group("web") is None and not rig.node.knows("web")
+    assert rig.changes[-1][3] is True, "the listeners hear that it is gone"
+    assert rig.clstat.rows() == []
+    assert logged.count("group web left the cltab and is halted") == 1
+
+
+def test_restore_adopts_what_a_dead_predecessor_left(rig, logged):
+    rig.system.found = [
+        Found(500, 500, "web", "srv", "1"),
+        Found(600, 600, "gone", "x", "2"),
+    ]
+    rig.system.live.update({500, 600})  # they run, as far as the fake can tell
+    rig.node.restore([("web", "1", "DONE"), ("gone", "2", "DONE")])
+    assert rig.state("web") == ("1", "DONE")
+    rows = {fields(row)["tag"]: fields(row) for row in rig.node.rows(["web"])}
+    assert rows["srv"]["pid"] == "500" and rows["srv"]["note"] == "adopted"
+    assert rows["prep"]["state"] == "DONE", "the level's wait entry had run: not run again"
+    assert rig.system.spawned == [], "nothing duplicated"
+    assert (600, signal.SIGINT) in rig.system.signals, "a group that left the cltab is stopped"
+    assert rig.state("gone") == ("2", "HALTING")
+    assert "the previous daemon on" in logged.text() and "left 2 process(es): adopting them" in logged.text()
+    assert logged.count("group gone left the cltab: halting it") == 1
+
+
+def test_rows_list_every_entry_and_those_that_left(rig):
+    rows = [fields(row) for row in rig.node.rows()]
+    assert [(r["group"], r["tag"], r["state"], r["pid"]) for r in rows] == [
+        ("web", "prep", "CONFIGURED", "-"),
+        ("web", "srv", "CONFIGURED", "-"),
+        ("web", "chk", "CONFIGURED", "-"),
+        ("db", "main", "CONFIGURED", "-"),
+    ]
+    rig.node.tell("web", "1")
+    rig.exit("prep")
+    rig.write("web:prep:1:wait:prepare\nweb:chk:t:test:check\ndb:main:1:once:dbserver\n")
+    rig.node.reread()
+    rows = [fields(row) for row in rig.node.rows(["web"])]
+    assert [(r["tag"], r["note"]) for r in rows] == [("prep", "-"), ("chk", "-"), ("srv", "left the cltab")]
+    assert rows[0]["last_exit"] == "0" and rows[0]["starts"] == "1"
+
+
+def test_the_dump_names_every_group_and_entry(rig, logged):
+    rig.node.tell("web", "1")
+    rig.exit("prep", code=0)
+    rig.node.dump()
+    text = logged.text()
+    assert "state dump: 1 group(s), 1 process(es) running" in text
+    assert "group web: level 1 DONE" in text
+    assert "group db: never told" in text
+    srv = rig.system.pid_of("srv")
+    assert f"  web:srv: DONE, pid {srv}, started 1 time(s), last exit -, 0s in its state" in text
+    assert "  web:prep: DONE, pid -, started 1 time(s), last exit 0, 0s in its state" in text
+    assert "  db:main: CONFIGURED, pid -, started 0 time(s), last exit -" in logged.messages
+
+
+def test_shutdown_halts_every_group_and_finishes(rig, logged):
+    rig.node.tell("web", "1")
+    rig.node.tell("db", "1")
+    rig.exit("prep")
+    assert not rig.node.finished(), "no shutdown asked"
+    rig.node.shutdown("a test")
+    rig.node.shutdown("a test")
+    assert logged.count("shutting down (a test): halting all groups") == 1
+    assert rig.node.halting and not rig.node.finished()
+    assert rig.state("web") == ("1", "HALTING") and rig.state("db") == ("1", "HALTING")
+    rig.exit("srv", signum=signal.SIGINT)
+    assert not rig.node.finished()
+    rig.exit("main", signum=signal.SIGINT)
+    assert rig.node.finished()
+    assert rig.state("web") == (rig.node.group("web").level, "CONFIGURED")
