@@ -32,6 +32,26 @@ def file_problems(path, info):
     return problems
 
 
+def owner_problem(path, uid, what="directory"):
+    """Why a root daemon must not trust ``what`` ``path`` owned by ``uid``; None if it may
+    (root's, or the daemon's own uid's)."""
+    if uid in (0, os.geteuid()):
+        return None
+    ours = "" if os.geteuid() == 0 else f" or uid {os.geteuid()}"
+    return f"{what} {path} is owned by uid {uid}, not root{ours} (fix: chown root {path})"
+
+
+def directory_info_problems(path, info):
+    """Why a root daemon must not trust the directory ``path`` whose stat is ``info``
+    ([] if it may): not root's, or writable by group or others without the sticky bit."""
+    problems = [owner_problem(path, info.st_uid)]
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        problems.append(
+            f"directory {path} is writable by group or others without the sticky bit (fix: chmod go-w {path})"
+        )
+    return [problem for problem in problems if problem]
+
+
 def directory_problems(directory):
     """Why a root daemon must not trust ``directory`` and every one above it."""
     problems = []
@@ -48,13 +68,7 @@ def directory_problems(directory):
         except OSError as error:
             problems.append(f"directory {current}: {error.strerror}")
             break
-        if info.st_uid != 0:
-            problems.append(f"directory {current} is owned by uid {info.st_uid}, not root (fix: chown root {current})")
-        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
-            problems.append(
-                f"directory {current} is writable by group or others without the sticky bit"
-                f" (fix: chmod go-w {current})"
-            )
+        problems += directory_info_problems(current, info)
     return problems
 
 
