@@ -211,11 +211,19 @@ def test_check(node):
 
 
 def test_unknown_setting_is_a_warning_with_the_closest_name(node):
+    """--check shows its warnings with or without -v (issue 18: a typo in a setting
+    name must not pass unseen), and still exits 0; a tell shows them only with -v."""
     node.write_cltab(":::term_dealy:5\n" + open(node.cltab).read())
-    quiet = node.clinit("--check")
-    assert quiet.returncode == 0 and quiet.stderr == ""
-    loud = node.clinit("--check", "-v")
-    assert loud.stderr == f"clinit: warning: {node.cltab}:1: unknown setting 'term_dealy' ignored (did you mean term_delay?)\n"
+    warning = f"clinit: warning: {node.cltab}:1: unknown setting 'term_dealy' ignored (did you mean term_delay?)\n"
+    for args in (["--check"], ["--check", "-v"]):
+        result = node.clinit(*args)
+        assert (result.returncode, result.stderr) == (0, warning), args
+        assert result.stdout == f"{node.cltab}: ok, 22 entries in 7 groups\n"
+    node.write_cltab(":::term_dealy:5\n:::outptu:out\n" + open(node.cltab).read())
+    result = node.clinit("--check")
+    assert result.returncode == 0
+    assert "1: unknown setting 'term_dealy' ignored" in result.stderr
+    assert "2: unknown setting 'outptu' ignored (did you mean output?)" in result.stderr
     node.start()
     assert "cltab:1: unknown setting 'term_dealy' ignored (did you mean term_delay?)" in node.log_text()
     assert node.clinit("scramjet", "1").stderr == ""
@@ -265,7 +273,7 @@ def test_an_answer_sent_before_the_request_is_still_read(monkeypatch):
 
 def test_check_warns_of_unknown_settings_beside_errors(node):
     node.write_cltab(":::kil_delay:3\n" + open(node.cltab).read() + "g:t:1:sometimes:true\n")
-    result = node.clinit("--check", "-v")
+    result = node.clinit("--check")
     assert result.returncode == 6
     assert "unknown mode 'sometimes'" in result.stderr
     assert "unknown setting 'kil_delay' ignored (did you mean kill_delay?)" in result.stderr

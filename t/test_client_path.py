@@ -16,8 +16,15 @@ from daemon_rig import LIB
 
 HEAVY = {
     "argparse", "subprocess", "logging", "dataclasses", "daemon", "lockfile", "socket",
-    "selectors", "enum", "re", "tempfile", "json", "ctypes", "difflib", "cluster_init.cltab",
-    "cluster_init.daemon",
+    "selectors", "enum", "re", "tempfile", "json", "ctypes", "difflib", "signal", "threading",
+    "decimal", "cluster_init.cltab", "cluster_init.daemon",
+}
+# the only modules of the package the common forms may load: none of the daemon's
+CLIENT_MODULES = {
+    "cluster_init", "cluster_init.cli", "cluster_init.cli_args", "cluster_init.cli_client",
+    "cluster_init.cli_status", "cluster_init.client", "cluster_init.errors", "cluster_init.protocol",
+    "cluster_init.settings", "cluster_init.status", "cluster_init.stdfds", "cluster_init.socketlock",
+    "cluster_init.version",
 }
 
 PROBE = """
@@ -36,7 +43,10 @@ print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
 
 @pytest.mark.parametrize(
     "argv",
-    [["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"], ["-k", "-w"]],
+    [
+        ["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"],
+        ["-S"], ["-S", "scramjet", "1"], ["-k", "-w"],
+    ],
 )
 def test_the_client_path_imports_nothing_heavy(node, argv):
     node.start()
@@ -46,6 +56,9 @@ def test_the_client_path_imports_nothing_heavy(node, argv):
     )
     imported = set(json.loads(result.stderr.strip().splitlines()[-1]))
     assert imported & HEAVY == set(), f"{argv}: the client path imported {sorted(imported & HEAVY)}"
+    ours = {name for name in imported if name.split(".")[0] == "cluster_init"}
+    assert ours <= CLIENT_MODULES, f"{argv}: the client path imported {sorted(ours - CLIENT_MODULES)}"
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -60,6 +73,13 @@ def test_the_client_path_imports_nothing_heavy(node, argv):
         ["-w", "-t", "2.5", "g", "1"],
         ["-c", "/etc/other", "-s", "/run/x.s", "-v", "g", "1"],
         ["--cltab", "/x", "--socket", "/y", "--verbose", "--wait", "--timeout", "3", "g", "1"],
+        ["-S"],
+        ["-S", "--clstat", "/x", "g", "1"],
+        ["--status", "-c", "/x", "g"],
+        ["-l"],
+        ["--list", "g"],
+        ["-r", "g", "t"],
+        ["--restart", "-s", "/y", "g", "t"],
     ],
 )
 def test_the_quick_parse_agrees_with_argparse(argv):

@@ -36,6 +36,7 @@ from .errors import (
     DaemonError,
     DaemonStartError,
     Error,
+    Interrupted,
     MissingDependency,
     NotRunning,
     PermissionDenied,
@@ -75,10 +76,17 @@ class ClusterInit:
 
     @staticmethod
     def daemon(cltab=_client.DEFAULT_CLTAB, socket=None, clstat=None, log=None):
-        """Run a daemon in this process until it is shut down."""
+        """Run a daemon in this process until it is shut down.
+
+        Standard descriptors 0, 1 and 2 that are closed are first opened on
+        /dev/null (stdfds.py), so that none of the daemon's takes their place.
+        """
+        from . import stdfds
+
+        stdfds.ensure()
         from .daemon import Daemon
 
-        Daemon(cltab=cltab, socket=socket, clstat=clstat, log=log).run()
+        Daemon(cltab=cltab, socket_path=socket, clstat_path=clstat, log_path=log).run()
         return True
 
     @staticmethod
@@ -102,6 +110,7 @@ __all__ = [
     "DaemonError",
     "DaemonStartError",
     "Error",
+    "Interrupted",
     "MissingDependency",
     "NotRunning",
     "PermissionDenied",

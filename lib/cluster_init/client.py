@@ -6,6 +6,7 @@ selectors), and the light settings, protocol and status modules.
 """
 
 import os
+import stat as _stat
 import _socket
 
 from . import settings as _settings
@@ -20,7 +21,16 @@ from .errors import (
     PermissionDenied,
     Timeout,
 )
-from .protocol import BUSY, CLTAB_REFUSED, PERMISSION_DENIED, TIMEOUT, WAIT_DEFAULT, Request, parse_answer
+from .protocol import (
+    BUSY,
+    CLTAB_REFUSED,
+    PERMISSION_DENIED,
+    TIMEOUT,
+    WAIT_DEFAULT,
+    Request,
+    format_seconds,
+    parse_answer,
+)
 
 DEFAULT_CLTAB = _settings.DEFAULT_CLTAB
 ANSWER_TIMEOUT = 30.0  # seconds to wait for any answer but a wait request's
@@ -54,6 +64,37 @@ def _connect(connection, path, timeout):
             time.sleep(0.005)
         except OSError as error:
             raise Error(f"cannot connect to {path}: {error.strerror or error}") from None
+
+
+def lock_held(socket_path):
+    """True while a daemon holds the lock beside ``socket_path``; False when
+    none does (the daemon is gone, even killed with SIGKILL); None when it
+    cannot be told (the lock file cannot be opened, or is not a regular file).
+
+    Never blocks: the lock file is opened O_NONBLOCK (a FIFO planted there
+    is refused) and probed with a shared flock that is not waited for.
+    The daemon's side is socketlock.py.
+    """
+    import errno
+    import fcntl
+
+    from .socketlock import path_for
+
+    try:
+        fd = os.open(path_for(socket_path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        if not _stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as error:
+        return True if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    finally:
+        os.close(fd)
+    return False
 
 
 class ClinitWarning(UserWarning):
@@ -183,13 +224,16 @@ class Client:
         DaemonError if it settles at another level (told another level
         meanwhile) or is halted; Timeout after ``timeout`` seconds (None:
         wait as long as it takes, asking again whenever the daemon's own
-        limit for one wait runs out).
+        limit for one wait runs out); ValueError for a timeout outside 0
+        to protocol.MAX_SECONDS.  A KeyboardInterrupt (Ctrl-C) goes
+        through, with the connection closed: the daemon forgets the wait
+        and the group goes on moving.
         """
         while True:
             if timeout is None:
                 args, seconds = (), WAIT_DEFAULT
             else:
-                args, seconds = (f"{timeout:g}",), timeout
+                args, seconds = (format_seconds(timeout),), timeout
             try:
                 answer = self.request("wait", str(group), str(level), *args, timeout=seconds + WAIT_SLACK)
             except Timeout:
@@ -206,6 +250,10 @@ class Client:
 
     def ping(self):
         return self.request("ping").message
+
+    def lock_held(self):
+        """Whether a daemon holds the lock beside the socket (see ``lock_held``)."""
+        return lock_held(self.socket_path)
 
     def alive(self):
         """True when a daemon answers on the socket."""

@@ -63,3 +63,10 @@ class DaemonStartError(Error):
 
 class Timeout(Error, TimeoutError):
     """No answer came within the time the caller allowed."""
+
+
+class Interrupted(Error):
+    """The command was interrupted (Ctrl-C) while it waited; str() says for what.
+
+    The daemon is not affected: what it was asked to do goes on.
+    """

@@ -132,10 +132,26 @@ def check_name(what, name):
         raise ProtocolError(f"bad {what} {name!r}: no whitespace, colon or control character")
 
 
-def _check_seconds(text):
+def format_seconds(seconds):
+    """``seconds`` as a wait request names them: plain digits, no exponent, to the microsecond.
+
+    ValueError unless 0 <= seconds <= MAX_SECONDS (``1e+06``, what ``%g``
+    gives, is not a number the daemon takes; ``-0`` neither).
+    """
+    seconds = float(seconds) + 0.0  # -0.0 + 0.0 is 0.0
+    if not 0 <= seconds <= MAX_SECONDS:
+        raise ValueError(f"seconds: a number from 0 to {MAX_SECONDS:.0f}, not {seconds!r}")
+    text = f"{seconds:.6f}".rstrip("0")
+    return text[:-1] if text.endswith(".") else text
+
+
+def parse_seconds(text):
+    """The seconds of a wait request (digits, one dot at most); ProtocolError if bad."""
     digits = text.replace(".", "", 1)
     if not (digits.isascii() and digits.isdigit()) or float(text) > MAX_SECONDS:
         raise ProtocolError(f"bad seconds {text[:40]!r}: a number from 0 to {MAX_SECONDS:g}")
+    return float(text)
+
 
 
 def parse_request(data):
@@ -160,7 +176,7 @@ def parse_request(data):
         raise ProtocolError(f"usage: {usage}")
     for what, name in zip(names, args):
         if what == "seconds":
-            _check_seconds(name)
+            parse_seconds(name)
         else:
             check_name(what, name)
     return Request(verb, args)

@@ -5,13 +5,20 @@ One line per group, exactly as the Perl clinit wrote it::
     Cluster::Init::Group NAME LEVEL STATE
 
 ``read`` and ``render`` are what clients use (``render`` gives the Perl
-``status()`` method's text); the daemon's writer is statusfile.py.
+``status()`` method's text); the daemon's writer is statusfile.py, and
+the daemon reads its predecessor's clstat here too.  Reading never
+blocks and never reads without bound: the file is opened O_NONBLOCK,
+and anything but a regular file (a FIFO planted at the path, a device)
+or a file over MAX_CLSTAT_BYTES is refused with an OSError.
 Imports nothing heavy: the clinit command's client path uses it.
 """
 
+import errno
 import os
+import stat
 
 GROUP_CLASS = "Cluster::Init::Group"
+MAX_CLSTAT_BYTES = 16 * 1024 * 1024  # a line per group: far more than any node has
 
 
 def format_line(name, level, state):
@@ -24,19 +31,47 @@ def read(path):
 
 
 def read_with_mtime(path):
-    """``(rows, mtime)`` of a clstat; ``([], None)`` if it does not exist."""
+    """``(rows, mtime)`` of a clstat; ``([], None)`` if it does not exist.
+
+    OSError if it cannot be read, is not a regular file (strerror "not a
+    regular file") or is too large.
+    """
     try:
-        with open(path, "rb") as stream:
-            mtime = os.fstat(stream.fileno()).st_mtime
-            text = stream.read().decode("utf-8", "replace")
+        data, mtime = read_regular(path, MAX_CLSTAT_BYTES)
     except FileNotFoundError:
         return [], None
+    text = data.decode("utf-8", "replace")
     rows = []
     for line in text.splitlines():
         words = line.split()
         if len(words) == 4 and words[0] == GROUP_CLASS:
             rows.append(tuple(words[1:]))
     return rows, mtime
+
+
+def read_regular(path, limit):
+    """``(bytes, mtime)`` of the regular file at ``path``, read without blocking.
+
+    OSError (ENOENT when it does not exist) if it cannot be opened, is
+    not a regular file, or holds more than ``limit`` bytes.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+        return b"".join(chunks), info.st_mtime
+    finally:
+        os.close(fd)
 
 
 def render(rows, group=None, level=None):

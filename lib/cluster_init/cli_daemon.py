@@ -1,0 +1,72 @@
+"""The forms of the command that are not a client's: ``-d`` and ``--check``.
+
+``-d`` runs the daemon (``-d -b`` detached), ``--check`` reads a cltab
+as the daemon would.  Both import the daemon's heavier modules (the
+cltab parser, logging, python-daemon), which the client path never
+loads: cli.py imports this module only for these two forms.
+"""
+
+import sys
+
+from .cli_args import EXIT_CLTAB, EXIT_ERROR, EXIT_NOT_INSTALLED, EXIT_OK, say
+from .errors import CltabError, DaemonStartError, MissingDependency
+
+
+def run_daemon(args):
+    """clinit -d [-b]: serve until shut down; the daemon's exit status."""
+    try:
+        from .daemon import Daemon
+
+        if args.background:
+            from . import background
+
+            background.check_dependencies()
+        daemon = Daemon(
+            cltab=args.cltab,
+            socket_path=args.socket,
+            pidfile_path=args.pidfile,
+            log_to_stderr=not args.background,
+            background=args.background,
+        )
+        if args.background:
+            background.start(daemon)
+        else:
+            daemon.run()
+    except MissingDependency as error:
+        say(error)
+        return EXIT_NOT_INSTALLED
+    except CltabError as error:
+        say(error)
+        return EXIT_CLTAB
+    except DaemonStartError as error:
+        say(error)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def check(args):
+    """clinit --check: every problem of the cltab (exit 6) or a count (exit 0);
+    its warnings (setting names nobody knows) either way, -v or not."""
+    from .cltab import load_trusted
+
+    try:
+        table, _signature = load_trusted(args.cltab)
+    except CltabError as error:
+        print(error, file=sys.stderr)
+        _warn(args, error.warnings)
+        return EXIT_CLTAB
+    _warn(args, table.warnings)
+    entries, groups = len(table.entries), len(table.groups())
+    print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}")
+    return EXIT_OK
+
+
+def _count(number, one, many):
+    return f"{number} {one if number == 1 else many}"
+
+
+def _warn(args, warnings):
+    for line, message in warnings:
+        say(f"warning: {args.cltab}:{line}: {message}")
