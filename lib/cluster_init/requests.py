@@ -21,7 +21,7 @@ import os
 from .connections import Park
 from .errors import CltabError
 from .protocol import CLTAB_REFUSED, TIMEOUT, WAIT_DEFAULT, Answer
-from .states import SETTLED_GROUP_STATES, GroupState
+from .states import AT_REST_GROUP_STATES, SETTLED_GROUP_STATES, GroupState
 from .version import VERSION
 
 log = logging.getLogger("cluster_init")
@@ -30,6 +30,19 @@ log = logging.getLogger("cluster_init")
 def refusal(error):
     """The answer to a request that found the cltab refused (CltabError ``error``)."""
     return Answer(False, f"{CLTAB_REFUSED}; still using the last good one", tuple(str(error).splitlines()))
+
+
+def _moving(group):
+    """Why ``clinit -r`` must wait for ``group`` (a Group machine or None): it is moving,
+    and where to; None when it is at rest.  A restart in the middle of a transition would
+    start an entry the transition is stopping, and the group would wait for it for good."""
+    if group is None or group.state in AT_REST_GROUP_STATES:
+        return None
+    where = "being halted" if group.state is GroupState.HALTING else f"on its way to level {group.target}"
+    return (
+        f"group {group.name} is {group.state}, {where}: an entry can be restarted"
+        " once its group has settled (DONE, PASSED or FAILED)"
+    )
 
 
 class Requests:
@@ -180,6 +193,9 @@ class Requests:
             return Answer(False, f"no such entry: {group}:{tag}")
         machine = self.node.group(group)
         level = machine.level if machine is not None else None
+        moving = _moving(machine)
+        if moving is not None:
+            return Answer(False, moving)
         if level is None or not entry.runs_at(level):
             return Answer(False, f"{group}:{tag} is not part of the level of group {group} ({level or 'never told'})")
         proc = machine.machine(tag)
