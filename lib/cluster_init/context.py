@@ -91,6 +91,12 @@ class Context:
             "output": output_path(self.output, entry),
         }
 
+    def expected_uid(self, group, tag):
+        """The uid the processes of entry ``group:tag`` run as, for what marks may make
+        ours (marks.Ours): None, the daemon's own.  (An entry that names the user it
+        runs as answers that user's uid here.)"""
+        return None
+
     def history_of(self, entry):
         """The History of ``entry`` (made on first use)."""
         return self.history.setdefault((entry.group, entry.tag), History())

@@ -32,6 +32,37 @@ def stat(pid):
     raise ValueError("no Uid line")
 
 
+def parent(pid):
+    """The parent pid of ``pid`` (0 for the kernel's own; OSError, ValueError or
+    IndexError when it is gone or cannot be read)."""
+    with open(f"/proc/{pid}/stat", "rb") as stream:
+        return int(stream.read().rsplit(b")", 1)[1].split()[1])
+
+
+def descends_from(pid, ancestor, parents=None, limit=4096):
+    """True when ``ancestor`` is ``pid``'s parent, or its parent's, and so on.
+
+    A process whose parent exits is handed to the nearest subreaper
+    above it, or to init: only what we started (a daemon that is a
+    subreaper) can descend from us, whatever it calls.  ``parents`` is
+    a cache (pid -> parent) kept by the caller across calls.  False
+    when the chain cannot be read to its end.
+    """
+    parents = {} if parents is None else parents
+    for _ in range(limit):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        if pid not in parents:
+            try:
+                parents[pid] = parent(pid)
+            except (OSError, ValueError, IndexError):
+                parents[pid] = 0
+        pid = parents[pid]
+    return False
+
+
 def live_in_group(pid, pgid):
     """True when ``pid`` lives, is no zombie, and belongs to process group ``pgid``."""
     try:

@@ -10,7 +10,7 @@ listed here (t/test_seam.py checks it); a member added here is added
 to both.
 """
 
-from typing import Any, ContextManager, Dict, List, Optional, Protocol, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Protocol, Set, Tuple
 
 
 class System(Protocol):
@@ -59,17 +59,20 @@ class System(Protocol):
     def group_alive(self, pgid: int) -> bool:
         """True while any process of the process group is left (zombies do not count)."""
 
-    def group_is_ours(self, pgid: int, daemon_id: str, group: str, tag: str) -> bool:
-        """True while a process of the group is left that carries these marks: a group
+    def group_is_ours(self, pgid: int, daemon_id: str, group: str, tag: str, uid: Optional[int] = None) -> bool:
+        """True while a process of the group is left that carries these marks and is
+        ours (it descends from us, or runs as ``uid``, None: our own uid): a group
         whose leader is gone can be emptied, and its number taken by a stranger's new
         session; only ours may be signalled."""
 
-    def marked(self, daemon_id: str, group: str, tag: str) -> List[int]:
-        """The pids of our uid's processes that carry these marks (marks.py)."""
+    def marked(self, daemon_id: str, group: str, tag: str, uid: Optional[int] = None) -> List[int]:
+        """The pids of the processes that carry these marks and are ours: they descend
+        from us, or run as ``uid`` (None: our own uid) (marks.py)."""
 
-    def find_marked(self, daemon_id: str) -> List[Any]:
-        """Every live process of our uid that carries that daemon identity, as
-        marks.Found (what a new daemon adopts)."""
+    def find_marked(self, daemon_id: str, uids: Optional[Set[int]] = None) -> List[Any]:
+        """Every live process that carries that daemon identity and runs as one of
+        ``uids`` (None: our own uid), as marks.Found (what a new daemon adopts:
+        nothing descends from it yet)."""
 
     # watching and collecting
     def watch_process(self, pid: int) -> Optional[Any]:

@@ -38,6 +38,12 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
+def _ours(uid, descendants):
+    """marks.Ours for the expected ``uid`` (None: ours) and, with ``descendants``,
+    whatever descends from this process."""
+    return marks.Ours({os.getuid() if uid is None else uid}, os.getpid() if descendants else None)
+
+
 class RealSystem:
     """The operating system, as the daemon uses it (seam.System has the contracts)."""
 
@@ -67,27 +73,27 @@ class RealSystem:
     def signal_group(self, pgid, signum):
         try:
             os.killpg(pgid, signum)
-        except ProcessLookupError:
-            pass
+        except (ProcessLookupError, PermissionError):
+            pass  # gone, or not ours to signal: the stop gives up on it in bounded time
 
     def signal_process(self, pid, signum):
         try:
             os.kill(pid, signum)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
 
     def group_alive(self, pgid):
         return procfs.group_alive(pgid)
 
-    def group_is_ours(self, pgid, daemon_id, group, tag):
-        return procfs.group_exists(pgid) and marks.group_marked(pgid, daemon_id, group, tag)
+    def group_is_ours(self, pgid, daemon_id, group, tag, uid=None):
+        ours = _ours(uid, descendants=True)
+        return procfs.group_exists(pgid) and marks.group_marked(pgid, daemon_id, group, tag, ours)
 
-    def marked(self, daemon_id, group, tag):
-        uid = None if os.geteuid() == 0 else os.getuid()  # root signals what dropped privileges too
-        return [found.pid for found in marks.scan(daemon_id, uid, group, tag)]
+    def marked(self, daemon_id, group, tag, uid=None):
+        return [found.pid for found in marks.scan(daemon_id, _ours(uid, descendants=True), group, tag)]
 
-    def find_marked(self, daemon_id):
-        return marks.scan(daemon_id, os.getuid())
+    def find_marked(self, daemon_id, uids=None):
+        return marks.scan(daemon_id, marks.Ours({os.getuid()} if uids is None else uids))
 
     # watching and collecting
     def watch_process(self, pid):
