@@ -8,15 +8,24 @@ that act as another user (user nobody) need root and skip otherwise.
 """
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
+import sys
+import tempfile
 import uuid
+from pathlib import Path
 
-from as_user import nobody
+import pytest
+
+from as_user import nobody, run_as
 from cluster_init import procfs
 from cluster_init.sysapi import RealSystem
-from daemon_rig import settings, tagged, wait_for
+from daemon_rig import CLINIT, settings, tagged, wait_for
 from realproc import alive, environ_of
+
+DEADLINE = 20  # seconds: what blocks on a FIFO would block for good
 
 
 def kill_daemon(node):
@@ -141,3 +150,238 @@ def test_the_real_seam_takes_only_what_descends_from_us_or_runs_as_our_uid():
         child.kill()
         child.wait()
         os.kill(orphan, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- item 3: FIFOs where files should be
+
+@pytest.fixture
+def public():
+    """A directory every user can reach (tmp_path is root's 0700), owned by us, 0755."""
+    where = Path(tempfile.mkdtemp(prefix="clinit-hostile-"))
+    os.chmod(where, 0o755)
+    yield where
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def daemon_command(node, *args, timeout=DEADLINE):
+    """``clinit -d ARGS`` that must end (it cannot start): the CompletedProcess.  A daemon
+    that hangs fails the test at the deadline (and is killed)."""
+    return subprocess.run([sys.executable, CLINIT, "-c", node.cltab, "-d", *args], cwd=node.dir, env=node.env(),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def refused(result, *needles):
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["d", "d-b"])
+def test_a_fifo_at_the_clstat_path_refuses_the_start_at_once(node, background):
+    pidfile = os.path.join(node.dir, "clinit.pid")
+    node.write_cltab(settings(node, f":::pidfile:{pidfile}") + "g:t:1:wait:true\n")
+    os.mkfifo(node.clstat)
+    result = daemon_command(node, *(["-b"] if background else []))
+    refused(result, f"clinit: the clstat {node.clstat} is a FIFO, not a regular file")
+    assert stat.S_ISFIFO(os.lstat(node.clstat).st_mode), "left as it was"
+    assert not os.path.exists(node.socket) and not os.path.exists(pidfile)
+
+
+def test_a_fifo_at_the_pid_file_path_refuses_a_detached_start_at_once(node):
+    pidfile = os.path.join(node.dir, "clinit.pid")
+    node.write_cltab(settings(node, f":::pidfile:{pidfile}") + "g:t:1:wait:true\n")
+    os.mkfifo(pidfile)
+    refused(daemon_command(node, "-b"), f"clinit: the pidfile {pidfile} is a FIFO, not a regular file")
+    assert not os.path.exists(node.socket)
+
+
+def test_a_fifo_at_the_lock_path_refuses_the_start(node):
+    node.write_cltab(settings(node) + "g:t:1:wait:true\n")
+    os.mkfifo(node.socket + ".lock")
+    refused(daemon_command(node), f"{node.socket}.lock is a FIFO, not a regular file")
+
+
+# ---------------------------------------------------------------- item 2: a planted clstat
+
+PLANTED = (
+    "web:mount:run:wait:echo mount >> {ran}\n"
+    "web:check:run:test:echo check >> {ran}\n"
+    "web:app:run:once:echo app >> {ran}\n"
+)
+
+
+def test_a_clstat_another_user_planted_is_ignored(node, public):
+    uid, gid = nobody()
+    shared = public / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    clstat = shared / "clstat"
+    ran = os.path.join(node.dir, "ran")
+    node.write_cltab(settings(node).replace(node.clstat, str(clstat)) + PLANTED.format(ran=ran))
+    code, _out, err = run_as(uid, gid, lambda: clstat.write_text("Cluster::Init::Group web run DONE\n") and 0)
+    assert code == 0, err
+    node.start()
+    assert f"not restoring from {clstat}: owned by uid {uid}, not root" in node.log_text()
+    assert "restored" not in node.log_text()
+    assert node.status() == "", "started as if there were none"
+    assert node.settle("web", "run") == "DONE"
+    assert open(ran).read() == "mount\ncheck\napp\n", "every entry ran"
+    assert os.stat(clstat).st_uid == 0, "replaced by the daemon's own"
+
+
+@pytest.mark.parametrize("mode", [0o664, 0o646])
+def test_a_clstat_others_can_write_is_ignored(node, mode):
+    ran = os.path.join(node.dir, "ran")
+    node.write_cltab(settings(node) + PLANTED.format(ran=ran))
+    with open(node.clstat, "w") as stream:
+        stream.write("Cluster::Init::Group web run DONE\n")
+    os.chmod(node.clstat, mode)
+    node.start()
+    assert f"not restoring from {node.clstat}: writable by group or others" in node.log_text()
+    assert node.status() == ""
+
+
+def test_a_trusted_clstat_keeps_the_restore_rules(node):
+    ran = os.path.join(node.dir, "ran")
+    node.write_cltab(settings(node) + PLANTED.format(ran=ran))
+    with open(node.clstat, "w") as stream:
+        stream.write("Cluster::Init::Group web run DONE\n")
+    os.chmod(node.clstat, 0o644)
+    node.start()
+    wait_for(lambda: "group web restored at level run DONE" in node.log_text(), what="the restore")
+    assert node.status() == "web run DONE\n"
+    assert not os.path.exists(ran), "nothing of it was left, and it had settled: nothing runs"
+
+
+# ---------------------------------------------------------------- item 1: a symlink on the way
+
+def shared_directory(public, gid):
+    """A shared sticky directory as in the issue: root's, mode 1775, group ``gid``."""
+    shared = public / "shared"
+    shared.mkdir()
+    os.chown(shared, 0, gid)
+    os.chmod(shared, 0o1775)
+    return shared
+
+
+def secret_file(public):
+    """A root-only directory holding a root-owned file an attacker wants appended to."""
+    secret = public / "secret"
+    secret.mkdir(mode=0o700)
+    (secret / "clinit.log").write_text("precious\n")
+    (secret / "clstat").write_text("precious\n")
+    return secret
+
+
+def untouched(secret):
+    assert sorted(os.listdir(secret)) == ["clinit.log", "clstat"], "nothing was created there"
+    assert (secret / "clinit.log").read_text() == "precious\n" and (secret / "clstat").read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("name", ["log", "clstat", "socket", "pidfile"])
+def test_a_symlink_planted_on_the_way_refuses_the_start(node, public, name):
+    uid, gid = nobody()
+    shared = shared_directory(public, gid)
+    secret = secret_file(public)
+    code, _out, err = run_as(uid, gid, lambda: os.symlink(secret, shared / "logs") or 0)
+    assert code == 0, err
+    paths = {"log": node.log, "clstat": node.clstat, "socket": node.socket, "pidfile": node.dir + "/clinit.pid"}
+    paths[name] = f"{shared}/logs/" + {"log": "clinit.log", "socket": "clinit.s"}.get(name, name)
+    node.write_cltab(f":::socket:{paths['socket']}\n:::clstat:{paths['clstat']}\n:::log:{paths['log']}\n"
+                     f":::pidfile:{paths['pidfile']}\ng:t:1:wait:true\n")
+    for background in ([["-b"]] if name == "pidfile" else [[], ["-b"]]):
+        result = daemon_command(node, *background)
+        refused(result, f"{shared}/logs is a symlink owned by uid {uid}, not root; not following it")
+        untouched(secret)
+
+
+def test_a_directory_swapped_for_a_symlink_while_the_daemon_runs_is_not_followed(node, public):
+    """The log's and clstat's directory is removed (a cleaner, an admin), another user puts a
+    symlink in its place: the log reopened at SIGHUP, clstat rewritten, the lock file taken
+    again, none goes through it."""
+    uid, gid = nobody()
+    shared = shared_directory(public, gid)
+    secret = secret_file(public)
+    logs = shared / "logs"
+    node.log, node.clstat = str(logs / "clinit.log"), str(logs / "clstat")
+    node.write_cltab(settings(node) + "g:t:12:wait:true\n")
+    node.start()
+    assert node.settle("g", "1") == "DONE"
+    assert "g 1 DONE" in open(node.clstat).read()
+    shutil.rmtree(logs)
+    code, _out, err = run_as(uid, gid, lambda: os.symlink(secret, logs) or 0)
+    assert code == 0, err
+    node.daemon.send_signal(signal.SIGHUP)
+    assert node.settle("g", "2") == "DONE"
+    node.client().ping()
+    wait_for(lambda: "not following it" in node.daemon_stderr(), what="the refusals said")
+    untouched(secret)
+
+
+def test_trusted_symlinks_on_the_way_are_followed(node, public):
+    """/var/run -> /run: root's symlink in a directory only root can write."""
+    (public / "var").mkdir()
+    (public / "run").mkdir()
+    os.symlink(public / "run", public / "var" / "run")
+    where = public / "var" / "run" / "clinit"
+    pidfile = where / "clinit.pid"
+    node.socket, node.clstat, node.log = str(where / "clinit.s"), str(where / "clstat"), str(where / "clinit.log")
+    node.write_cltab(settings(node, f":::pidfile:{pidfile}") + "g:t:1:wait:true\n")
+    started = subprocess.run([sys.executable, CLINIT, "-c", node.cltab, "-d", "-b"], cwd=node.dir,
+                             env=node.env(), capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    try:
+        assert node.settle("g", "1") == "DONE"
+        made = sorted(os.listdir(public / "run" / "clinit"))
+        assert made == ["clinit.log", "clinit.pid", "clinit.s", "clinit.s.lock", "clstat"], made
+    finally:
+        assert node.clinit("-k", "-w", "-t", "30").returncode == 0
+
+
+# ---------------------------------------------------------------- item 8: no descriptor of the daemon reaches a child
+
+def child_fds(node, pidfile):
+    """{fd: target} of the entry's child once it has exec'ed sleep."""
+    child = int(wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), what="the child"))
+    wait_for(lambda: "sleep" in open(f"/proc/{child}/cmdline").read(), what="the child's exec")
+    return {int(fd): os.readlink(f"/proc/{child}/fd/{fd}") for fd in os.listdir(f"/proc/{child}/fd")}
+
+
+@pytest.mark.parametrize("redirections", ["5>{dir}/five 7<{dir}/cltab", "<&- >&- 2>&- 5>{dir}/five 9>{dir}/nine"])
+def test_descriptors_the_daemon_was_started_with_never_reach_a_child(node, redirections):
+    pidfile = os.path.join(node.dir, "svc.pid")
+    node.write_cltab(settings(node) + f"g:svc:1:respawn:echo $$ > {pidfile}; exec sleep 1000\n")
+    shell = f'exec "$@" {redirections.format(dir=node.dir)}'
+    node.start(["sh", "-c", shell, "sh", sys.executable, CLINIT, "-d", "-c", node.cltab])
+    daemon_fds = {int(fd): os.readlink(f"/proc/{node.daemon.pid}/fd/{fd}")
+                  for fd in os.listdir(f"/proc/{node.daemon.pid}/fd")}
+    assert daemon_fds[5] == os.path.join(node.dir, "five"), daemon_fds
+    node.tell("g", "1")
+    fds = child_fds(node, pidfile)
+    assert sorted(fds) == [0, 1, 2] and fds[0] == "/dev/null", fds
+
+
+def test_without_closefrom_every_descriptor_of_the_daemon_is_sealed(tmp_path):
+    """Where glibc cannot close descriptors in the child (older than 2.34, or no ctypes
+    posix_spawn), sealing (close-on-exec) is all there is: an inherited one must not pass."""
+    from cluster_init.launcher import Launcher
+
+    inherited = os.open(tmp_path / "inherited", os.O_WRONLY | os.O_CREAT)
+    os.set_inheritable(inherited, True)
+    launcher = Launcher()
+    launcher._spawner.available = False  # the Python os.posix_spawn path
+    try:
+        launcher.seal_descriptors()
+        pidfile = tmp_path / "pid"
+        pid = launcher.spawn("/bin/sh", ["/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"], dict(os.environ))
+        try:
+            wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the child")
+            wait_for(lambda: "sleep" in open(f"/proc/{pid}/cmdline").read(), what="the exec")
+            fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
+            assert fds == [0, 1, 2], fds
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    finally:
+        os.close(inherited)

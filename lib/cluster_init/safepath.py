@@ -50,6 +50,12 @@ def kind(mode):
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
+def reason(error, path):
+    """The ``strerror`` of ``error`` without a leading "PATH: " (the caller names it)."""
+    text = error.strerror or str(error)
+    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+
+
 def _refuse(message, code=errno.EPERM):
     return OSError(code, message)  # OSError picks the subclass: PermissionError for EPERM
 
@@ -281,6 +287,20 @@ def replace_beneath(dir_fd, name, data, mode=0o644, strict=None, shown=None):
 def replace_file(path, data, mode=0o644, strict=None):
     """``replace_beneath`` in ``path``'s walked directory (clstat)."""
     _beneath(path, strict, lambda fd, name, _: replace_beneath(fd, name, data, mode, strict, path))
+
+
+def lstat(path, strict=None):
+    """``os.stat`` of ``path`` itself (a symlink there not followed in strict mode),
+    beneath its walked directory; FileNotFoundError if it is not there."""
+    strict = is_strict(strict)
+
+    def look(dir_fd, name, _directory):
+        try:
+            return os.stat(name, dir_fd=dir_fd, follow_symlinks=not strict)
+        except OSError as error:
+            raise _refuse(f"{path}: {error.strerror}", error.errno) from None
+
+    return _beneath(path, strict, look)
 
 
 def remove(path, strict=None):

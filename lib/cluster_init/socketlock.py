@@ -7,6 +7,9 @@ knows the daemon has exited when the lock is free.  flock, not a
 classic fcntl record lock: a record lock is dropped when any descriptor
 of the file is closed and is not kept across a fork.  The descriptor is
 close-on-exec, so no child holds the lock after the daemon is gone.
+The daemon opens it through safepath.py: a regular file of its own,
+never a FIFO (refused without blocking), and, as root, reached only
+through trusted directories and symlinks.
 """
 
 import errno
@@ -28,16 +31,13 @@ def acquire(socket_path):
 
     DaemonStartError if another daemon holds it.
     """
-    from .trust import running_as_root
+    from . import safepath
 
     path = path_for(socket_path)
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
-    if running_as_root():
-        flags |= os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = safepath.open_file(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise DaemonStartError(f"cannot open lock file {path}: {error.strerror or error}") from None
+        raise DaemonStartError(f"cannot open lock file {path}: {safepath.reason(error, path)}") from None
     deadline = time.monotonic() + RETRY
     while True:
         try:
