@@ -385,3 +385,28 @@ def test_without_closefrom_every_descriptor_of_the_daemon_is_sealed(tmp_path):
             os.waitpid(pid, 0)
     finally:
         os.close(inherited)
+
+
+# ---------------------------------------------------------------- the same faults elsewhere
+
+def test_a_cltab_reached_through_another_users_symlink_is_refused(node, public):
+    """The old check looked at where the symlink led (root's), not at whose it was."""
+    uid, gid = nobody()
+    shared = public / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    code, _out, err = run_as(uid, gid, lambda: os.symlink(node.dir, shared / "conf") or 0)
+    assert code == 0, err
+    result = node.clinit("--check", "-c", f"{shared}/conf/cltab")
+    assert result.returncode == 6
+    assert f"not trusted: {shared}/conf is a symlink owned by uid {uid}, not root; not following it" in result.stderr
+    result = daemon_command(node, "-c", f"{shared}/conf/cltab")
+    assert result.returncode == 6 and "not following it" in result.stderr
+
+
+def test_a_cltab_behind_roots_own_symlinks_is_read(node, public):
+    """/etc/cltab -> /etc/cluster/cltab: root's symlink, in a directory only root can write."""
+    os.symlink(node.cltab, public / "cltab")
+    os.symlink(public / "cltab", public / "again")
+    result = node.clinit("--check", "-c", str(public / "again"))
+    assert result.returncode == 0, result.stderr

@@ -255,6 +255,27 @@ def open_read(path, strict=None):
     return open_file(path, os.O_RDONLY, strict=strict)
 
 
+def resolve_last(path):
+    """``path`` with each symlink at its end replaced by its target, each followed only
+    when trusted (strict mode, see ``open_directory``); at most MAX_LINKS of them.  For
+    a file that may be reached through a symlink of root's (/etc/cltab, say)."""
+    for _ in range(MAX_LINKS):
+        directory, name = split(path)
+        dir_fd = open_directory(directory, strict=True)
+        try:
+            try:
+                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                return path  # the open says what is wrong
+            if not stat.S_ISLNK(info.st_mode):
+                return path
+            target = _follow(dir_fd, directory, name, path, True)
+        finally:
+            os.close(dir_fd)
+        path = target if target.startswith("/") else _join(directory, target)
+    raise _refuse(f"{path}: more than {MAX_LINKS} symlinks on the way", errno.ELOOP)
+
+
 def replace_beneath(dir_fd, name, data, mode=0o644, strict=None, shown=None):
     """Replace ``name`` in ``dir_fd`` by a file of ``data`` (bytes) and ``mode``, atomically.
 
