@@ -22,7 +22,7 @@ import pytest
 from as_user import nobody, run_as
 from cluster_init import procfs
 from cluster_init.sysapi import RealSystem
-from daemon_rig import CLINIT, settings, tagged, wait_for
+from daemon_rig import CLINIT, LIB, settings, tagged, wait_for
 from realproc import alive, environ_of
 
 DEADLINE = 20  # seconds: what blocks on a FIFO would block for good
@@ -410,3 +410,14 @@ def test_a_cltab_behind_roots_own_symlinks_is_read(node, public):
     os.symlink(public / "cltab", public / "again")
     result = node.clinit("--check", "-c", str(public / "again"))
     assert result.returncode == 0, result.stderr
+
+
+def test_the_daemons_lock_probe_never_blocks_on_a_fifo(tmp_path):
+    from cluster_init import socketlock
+
+    os.mkfifo(tmp_path / "clinit.s.lock")
+    code = f"from cluster_init import socketlock; print(socketlock.held({str(tmp_path / 'clinit.s')!r}))"
+    result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=LIB),
+                            capture_output=True, text=True, timeout=DEADLINE)
+    assert result.stdout == "None\n", result
+    assert socketlock.held(str(tmp_path / "nothing.s")) is False

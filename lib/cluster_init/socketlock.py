@@ -15,6 +15,7 @@ through trusted directories and symlinks.
 import errno
 import fcntl
 import os
+import stat
 import time
 
 from .errors import DaemonStartError
@@ -74,14 +75,17 @@ def _read_pid(fd):
 
 
 def held(socket_path):
-    """True while a daemon holds the lock of ``socket_path``; None if it cannot be told."""
+    """True while a daemon holds the lock of ``socket_path``; None if it cannot be told
+    (not a regular file: never waited on)."""
     try:
-        fd = os.open(path_for(socket_path), os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+        fd = os.open(path_for(socket_path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         return False
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None  # a FIFO planted there: opened without blocking, and not ours
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as error:
         return True if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
