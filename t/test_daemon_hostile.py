@@ -116,13 +116,9 @@ def test_a_process_of_ours_that_dropped_privileges_is_still_stopped(node):
 
 
 def test_descent_is_read_up_the_chain_of_parents():
-    parents = {10: 5, 5: 3, 3: 1, 20: 1}
-    assert procfs.descends_from(10, 5, dict(parents)) and procfs.descends_from(10, 3, dict(parents))
-    assert not procfs.descends_from(20, 5, dict(parents)), "handed to init: not ours"
-    assert not procfs.descends_from(10, 7, dict(parents))
-    assert not procfs.descends_from(10, 5, {10: 10}), "a loop ends"
     assert procfs.descends_from(os.getpid(), os.getppid()), "read from /proc"
     assert not procfs.descends_from(os.getppid(), os.getpid())
+    assert not procfs.descends_from(os.getpid(), 999999999), "the chain ends at init"
 
 
 def test_the_real_seam_takes_only_what_descends_from_us_or_runs_as_our_uid():

@@ -62,18 +62,17 @@ def _environ(pid):
 class Ours:
     """Which marked processes are ours: those running as one of ``uids`` (real uid),
     or descending from ``ancestor`` (the daemon's pid; None after a crash: nothing
-    does).  ``uids`` None takes any uid (tests only).  One instance per scan: it
-    keeps the parents it read."""
+    does).  A process whose parent exits is handed to the nearest subreaper above
+    it, or to init: only what the daemon (a subreaper) started descends from it."""
 
     def __init__(self, uids, ancestor=None):
-        self.uids = None if uids is None else frozenset(uids)
+        self.uids = frozenset(uids)
         self.ancestor = ancestor
-        self._parents = {}
 
     def __call__(self, pid, uid):
-        if self.uids is None or uid in self.uids:
+        if uid in self.uids:
             return True
-        return self.ancestor is not None and procfs.descends_from(pid, self.ancestor, self._parents)
+        return self.ancestor is not None and procfs.descends_from(pid, self.ancestor)
 
 
 def _carries(marks, daemon_id, group, tag):
@@ -99,17 +98,23 @@ def group_marked(pgid, daemon_id, group, tag, ours=None):
             found = _environ(pid)
             if not _carries(found, daemon_id, group, tag):
                 continue
-            if ours is None or ours(pid, procfs.stat(pid)[2]):
+            if ours is None or ours(pid, owner(pid)):
                 return True
         except (OSError, ValueError, IndexError):
             continue
     return False
 
 
-def scan(daemon_id, ours=None, group=None, tag=None):
-    """The live processes that carry ``CLINIT_DAEMON=daemon_id`` (and the group and
-    tag, when given) and are ``ours`` (an Ours; None: any), zombies and this process
-    left out."""
+def owner(pid):
+    """The real uid ``pid`` runs as (OSError, ValueError or IndexError when it is gone)."""
+    return procfs.stat(pid)[2]
+
+
+def scan(daemon_id, uid, group=None, tag=None, ours=None):
+    """The live processes of ``uid`` (any uid when None) that carry
+    ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given),
+    zombies and this process left out.  With ``ours`` (an Ours), ``uid``
+    is not looked at: the processes ``ours`` takes are."""
     found = []
     me = os.getpid()
     try:
@@ -120,11 +125,11 @@ def scan(daemon_id, ours=None, group=None, tag=None):
         if pid == me:
             continue
         try:
-            state, pgid, owner = procfs.stat(pid)
-            if state in ("Z", "X"):
+            state, pgid, owner_uid = procfs.stat(pid)
+            if state in ("Z", "X") or ours is None and uid is not None and owner_uid != uid:
                 continue
             marks = _environ(pid)
-            if not _carries(marks, daemon_id, group, tag) or ours is not None and not ours(pid, owner):
+            if not _carries(marks, daemon_id, group, tag) or ours is not None and not ours(pid, owner_uid):
                 continue
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile, or not ours to read

@@ -32,37 +32,6 @@ def stat(pid):
     raise ValueError("no Uid line")
 
 
-def parent(pid):
-    """The parent pid of ``pid`` (0 for the kernel's own; OSError, ValueError or
-    IndexError when it is gone or cannot be read)."""
-    with open(f"/proc/{pid}/stat", "rb") as stream:
-        return int(stream.read().rsplit(b")", 1)[1].split()[1])
-
-
-def descends_from(pid, ancestor, parents=None, limit=4096):
-    """True when ``ancestor`` is ``pid``'s parent, or its parent's, and so on.
-
-    A process whose parent exits is handed to the nearest subreaper
-    above it, or to init: only what we started (a daemon that is a
-    subreaper) can descend from us, whatever it calls.  ``parents`` is
-    a cache (pid -> parent) kept by the caller across calls.  False
-    when the chain cannot be read to its end.
-    """
-    parents = {} if parents is None else parents
-    for _ in range(limit):
-        if pid == ancestor:
-            return True
-        if pid <= 1:
-            return False
-        if pid not in parents:
-            try:
-                parents[pid] = parent(pid)
-            except (OSError, ValueError, IndexError):
-                parents[pid] = 0
-        pid = parents[pid]
-    return False
-
-
 def live_in_group(pid, pgid):
     """True when ``pid`` lives, is no zombie, and belongs to process group ``pgid``."""
     try:
@@ -91,6 +60,27 @@ def group_alive(pgid):
     except OSError:
         return True
     return any(live_in_group(pid, pgid) for pid in every)
+
+
+def parent(pid):
+    """The parent pid of ``pid`` (OSError, ValueError or IndexError when it is gone)."""
+    with open(f"/proc/{pid}/stat", "rb") as stream:
+        return int(stream.read().rsplit(b")", 1)[1].split()[1])
+
+
+def descends_from(pid, ancestor):
+    """True when ``ancestor`` is ``pid``'s parent, or its parent's, and so on (False when
+    a process on the way is gone)."""
+    seen = 0
+    while pid > 1 and seen < 4096:
+        try:
+            pid = parent(pid)
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == ancestor:
+            return True
+        seen += 1
+    return False
 
 
 def booted_at():

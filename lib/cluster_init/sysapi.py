@@ -38,10 +38,10 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
-def _ours(uid, descendants):
-    """marks.Ours for the expected ``uid`` (None: ours) and, with ``descendants``,
-    whatever descends from this process."""
-    return marks.Ours({os.getuid() if uid is None else uid}, os.getpid() if descendants else None)
+def _ours(uid):
+    """marks.Ours while the daemon lives: what descends from it, or runs as the
+    expected ``uid`` (None: ours)."""
+    return marks.Ours({os.getuid() if uid is None else uid}, os.getpid())
 
 
 class RealSystem:
@@ -86,14 +86,13 @@ class RealSystem:
         return procfs.group_alive(pgid)
 
     def group_is_ours(self, pgid, daemon_id, group, tag, uid=None):
-        ours = _ours(uid, descendants=True)
-        return procfs.group_exists(pgid) and marks.group_marked(pgid, daemon_id, group, tag, ours)
+        return procfs.group_exists(pgid) and marks.group_marked(pgid, daemon_id, group, tag, _ours(uid))
 
     def marked(self, daemon_id, group, tag, uid=None):
-        return [found.pid for found in marks.scan(daemon_id, _ours(uid, descendants=True), group, tag)]
+        return [found.pid for found in marks.scan(daemon_id, None, group, tag, ours=_ours(uid))]
 
     def find_marked(self, daemon_id, uids=None):
-        return marks.scan(daemon_id, marks.Ours({os.getuid()} if uids is None else uids))
+        return marks.scan(daemon_id, None, ours=marks.Ours({os.getuid()} if uids is None else uids))
 
     # watching and collecting
     def watch_process(self, pid):
