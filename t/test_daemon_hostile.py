@@ -417,3 +417,17 @@ def test_the_daemons_lock_probe_never_blocks_on_a_fifo(tmp_path):
                             capture_output=True, text=True, timeout=DEADLINE)
     assert result.stdout == "None\n", result
     assert socketlock.held(str(tmp_path / "nothing.s")) is False
+
+
+def test_children_never_run_in_a_directory_reached_through_another_users_symlink(node, public):
+    uid, gid = nobody()
+    shared = shared_directory(public, gid)
+    secret = secret_file(public)
+    code, _out, err = run_as(uid, gid, lambda: os.symlink(secret, shared / "work") or 0)
+    assert code == 0, err
+    node.write_cltab(settings(node, f":::directory:{shared}/work") + "w:job:up:wait:echo root was here > clstat\n")
+    node.start()
+    assert node.settle("w", "up") == "FAILED"
+    untouched(secret)
+    (row,) = [line.split("\t") for line in node.clinit("-l").stdout.splitlines()]
+    assert f"{shared}/work is a symlink owned by uid {uid}, not root; not following it" in row[9], row

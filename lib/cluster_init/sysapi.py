@@ -14,7 +14,8 @@ import os
 import select
 import time
 
-from . import marks, procfs
+from . import marks, procfs, safepath
+from .errors import SpawnError
 from .launcher import Launcher
 
 SHELL = "/bin/sh"
@@ -38,6 +39,20 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
+def _check_directory(directory):
+    """As root, a child's working directory must be reached through trusted directories
+    and symlinks only (safepath), or the child would run, as root, where another user
+    pointed a symlink: SpawnError saying why.  (Once checked, nobody else can change
+    the way to it; the child changes to it by path.)"""
+    if not safepath.is_strict():
+        return
+    try:
+        os.close(safepath.open_directory(directory))
+    except OSError as error:
+        if error.errno in (errno.EPERM, errno.ELOOP):
+            raise SpawnError(f"cannot change to directory {directory}: {error.strerror}") from None
+
+
 def _ours(uid):
     """marks.Ours while the daemon lives: what descends from it, or runs as the
     expected ``uid`` (None: ours)."""
@@ -52,6 +67,8 @@ class RealSystem:
 
     # starting children (launcher.py)
     def spawn(self, command, env, directory=None, output=None):
+        if directory is not None:
+            _check_directory(directory)
         return self._launcher.spawn(SHELL, [SHELL, "-c", command], env, directory, output)
 
     def spawning(self):
