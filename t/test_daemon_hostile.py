@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from as_user import nobody, run_as
-from cluster_init import procfs
+from cluster_init import procfs, safepath
 from cluster_init.sysapi import RealSystem
 from daemon_rig import CLINIT, LIB, settings, tagged, wait_for
 from realproc import alive, environ_of
@@ -431,3 +431,31 @@ def test_children_never_run_in_a_directory_reached_through_another_users_symlink
     untouched(secret)
     (row,) = [line.split("\t") for line in node.clinit("-l").stdout.splitlines()]
     assert f"{shared}/work is a symlink owned by uid {uid}, not root; not following it" in row[9], row
+
+
+def test_children_may_run_in_a_directory_of_another_user(node, public):
+    """Only symlinks are checked on the way to a working directory: an entry may run in its
+    user's home, as before."""
+    uid, gid = nobody()
+    home = public / "home"
+    home.mkdir()
+    os.chown(home, uid, gid)
+    node.write_cltab(settings(node, f":::directory:{home}") + f"w:job:up:wait:pwd > {node.out}\n")
+    node.start()
+    assert node.settle("w", "up") == "DONE"
+    assert node.out_lines() == [str(home)]
+
+
+def test_a_walk_of_links_only_checks_symlinks_not_directories(public):
+    uid, gid = nobody()
+    theirs = public / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, uid, gid)
+    with pytest.raises(PermissionError):
+        safepath.open_directory(str(theirs), strict=True)
+    os.close(safepath.open_directory(str(theirs), strict=True, links_only=True))
+    code, _out, err = run_as(uid, gid, lambda: os.symlink("/", theirs / "root") or 0)
+    assert code == 0, err
+    with pytest.raises(PermissionError) as refused_walk:
+        safepath.open_directory(f"{theirs}/root", strict=True, links_only=True)
+    assert "not following it" in refused_walk.value.strerror

@@ -96,17 +96,20 @@ def _make(parent_fd, name, here, mode):
     return True
 
 
-def open_directory(path, make=False, mode=0o755, strict=None):
+def open_directory(path, make=False, mode=0o755, strict=None, links_only=False):
     """An ``O_PATH`` descriptor of the directory ``path``, walked from "/" (see the module).
 
     A relative ``path`` starts from the current directory's absolute path.
     With ``make``, missing directories are created, each with ``mode``
     whatever the umask; otherwise a missing one is FileNotFoundError.
     PermissionError names the first directory or symlink not trusted; a
-    path of more than ``MAX_LINKS`` symlinks is ELOOP.  The caller closes
-    the descriptor (usable as ``dir_fd``, and by ``fstat``).
+    path of more than ``MAX_LINKS`` symlinks is ELOOP.  With
+    ``links_only``, only the symlinks are checked, not the directories (a
+    directory the daemon only changes to, another user's home say).  The
+    caller closes the descriptor (usable as ``dir_fd``, and by ``fstat``).
     """
     strict = is_strict(strict)
+    checked = strict and not links_only
     if not path.startswith("/"):
         path = _join(os.getcwd(), path)
     pending = [part for part in reversed(path.split("/")) if part]
@@ -114,7 +117,7 @@ def open_directory(path, make=False, mode=0o755, strict=None):
     links = 0
     try:
         stack.append((os.open("/", _DIR), "/"))
-        _check(stack[-1][0], "/", strict)
+        _check(stack[-1][0], "/", checked)
         while pending:
             if links > MAX_LINKS:
                 raise _refuse(f"{path}: more than {MAX_LINKS} symlinks on the way", errno.ELOOP)
@@ -146,7 +149,7 @@ def open_directory(path, make=False, mode=0o755, strict=None):
                 pending.extend(part for part in reversed(target.split("/")) if part)
                 continue
             stack.append((fd, here))
-            _check(fd, here, strict)
+            _check(fd, here, checked)
         return stack.pop()[0]
     finally:
         for fd, _shown in stack:

@@ -40,14 +40,14 @@ def read_to_eof(fd, timeout=None):
 
 
 def _check_directory(directory):
-    """As root, a child's working directory must be reached through trusted directories
-    and symlinks only (safepath), or the child would run, as root, where another user
-    pointed a symlink: SpawnError saying why.  (Once checked, nobody else can change
-    the way to it; the child changes to it by path.)"""
+    """As root, a child's working directory is reached through trusted symlinks only
+    (safepath), or the child would run, as root, where another user pointed a symlink:
+    SpawnError saying why.  The directories on the way may be anybody's (the daemon
+    writes nothing there; an entry may run in its user's home)."""
     if not safepath.is_strict():
         return
     try:
-        os.close(safepath.open_directory(directory))
+        os.close(safepath.open_directory(directory, links_only=True))
     except OSError as error:
         if error.errno in (errno.EPERM, errno.ELOOP):
             raise SpawnError(f"cannot change to directory {directory}: {error.strerror}") from None
