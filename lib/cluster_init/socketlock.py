@@ -60,8 +60,10 @@ def acquire(socket_path):
 
 def still_ours(fd, socket_path):
     """True while the lock file at its path is the one ``fd`` holds (not deleted or replaced)."""
+    from . import safepath
+
     try:
-        here, held = os.stat(path_for(socket_path)), os.fstat(fd)
+        here, held = safepath.lstat(path_for(socket_path)), os.fstat(fd)
     except OSError:
         return False
     return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
