@@ -459,3 +459,17 @@ def test_a_walk_of_links_only_checks_symlinks_not_directories(public):
     with pytest.raises(PermissionError) as refused_walk:
         safepath.open_directory(f"{theirs}/root", strict=True, links_only=True)
     assert "not following it" in refused_walk.value.strerror
+
+
+def test_a_daemon_started_with_closed_descriptors_is_replaced_after_a_kill(node):
+    """Issue 17, item 8's consequence: had the lock landed on 1 or 2, every child would hold
+    it, and no new daemon could start (and adopt) after a kill -9 while one lived."""
+    pidfile = os.path.join(node.dir, "svc.pid")
+    node.write_cltab(settings(node) + f"g:svc:1:respawn:echo $$ > {pidfile}; exec sleep 1000\n")
+    node.start(["sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh", sys.executable, CLINIT, "-d", "-c", node.cltab])
+    assert node.settle("g", "1") == "DONE"
+    svc = int(wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), what="svc"))
+    kill_daemon(node)
+    node.start()
+    wait_for(lambda: "adopting g:svc" in node.log_text(), what="the adoption")
+    assert alive(svc) and tagged(node, "svc") == [svc]
