@@ -15,7 +15,7 @@ in ``usage_problem`` if it takes arguments.
 import sys
 
 from .protocol import MAX_SECONDS
-from .settings import DEFAULT_CLTAB, DEFAULT_SETTINGS
+from .settings import CLTAB_VARIABLE, DEFAULT_CLTAB, DEFAULT_SETTINGS, default_cltab
 from .version import VERSION
 
 # the command's exit statuses (clinit(8), EXIT STATUS)
@@ -91,7 +91,7 @@ class Options:
         for _flag, name in MODES:
             setattr(self, name, False)
         self.pidfile = self.timeout = self.socket = self.clstat = None
-        self.cltab = DEFAULT_CLTAB
+        self.cltab = default_cltab()
         self.words = []
 
 
@@ -155,7 +155,7 @@ def build_parser():
     add("-v", "--verbose", action="store_true", help="print the status after doing whatever else was asked")
     add("-w", "--wait", action="store_true", help="wait until the group settles at LEVEL and print its state (exit 1 if FAILED); with -k, until the daemon has exited")
     add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
-    add("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
+    add("-c", "--cltab", metavar="CLTAB", default=default_cltab(), help=f"the cltab (default ${CLTAB_VARIABLE}, else {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
     add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state")
     add("-S", "--status", action="store_true", help="print the status from clstat, GROUP [LEVEL] filtered, and exit as an LSB status action (0 1 3 4)")

@@ -40,6 +40,7 @@ from .errors import (
     Timeout,
 )
 from .protocol import format_seconds
+from .settings import CLTAB_VARIABLE, DEFAULT_CLTAB
 
 POLL = 0.02  # seconds between looks at the daemon's lock while -k -w waits
 
@@ -181,6 +182,8 @@ def run(args):
         client.conf("socket")
     except CltabError as error:
         say(error)
+        if args.cltab == DEFAULT_CLTAB and not os.path.exists(DEFAULT_CLTAB):
+            say(f"name the node's cltab with -c CLTAB, or in ${CLTAB_VARIABLE} (set -a; . /etc/default/clinit; set +a)")
         return EXIT_CLTAB
     if client.cltab_problem is not None:
         say(f"warning: {client.cltab_problem}; using the socket {args.socket}")
