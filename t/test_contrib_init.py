@@ -300,9 +300,10 @@ def test_the_cltab_from_clinit_cltab_in_the_defaults_file(node):
         stream.write(f"CLINIT={shlex.quote(node.wrapper())}\nCLINIT_CLTAB={shlex.quote(node.cltab)}\n")
     init = Init(node, CLINIT=None, CLTAB="/nonexistent/older-name-loses", CLINIT_DEFAULTS=defaults)
     check(init("start"), 0, says="Started")
-    assert f"CLINIT_CLTAB={node.cltab}".encode() in environ_of(init.pid())
+    named = f"CLINIT_CLTAB={node.cltab}".encode()
+    wait_for(lambda: named in environ_of(init.pid()), what="CLINIT_CLTAB in the daemon's")
     node.settle("web", "run")
-    assert f"CLINIT_CLTAB={node.cltab}".encode() in environ_of(int(init.child_pid()))
+    wait_for(lambda: named in environ_of(int(init.child_pid())), what="CLINIT_CLTAB in the entry's")
     check(init("stop"), 0, says="Stopped")
     assert marked_pids(node.mark) == []
 

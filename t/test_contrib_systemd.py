@@ -337,7 +337,8 @@ def test_the_cltab_from_clinit_cltab_and_boot_levels(node):
     systemd = Systemd(node, node.wrapper())
     systemd.env.update(CLINIT_CLTAB=node.cltab, CLTAB="/nonexistent/older-name-loses")
     main = systemd.start()
-    assert f"CLINIT_CLTAB={node.cltab}".encode() in environ_of(main.pid)
+    named = f"CLINIT_CLTAB={node.cltab}".encode()
+    wait_for(lambda: named in environ_of(main.pid), what="CLINIT_CLTAB in its environment")
     assert node.client().wait("web", "run", timeout=20) == "DONE", "no tell: the boot level"
     child = child_pid(node)
     assert systemd.reload().returncode == 0

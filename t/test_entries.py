@@ -210,7 +210,8 @@ def test_clinit_cltab_names_the_cltab_of_the_command_and_the_daemon(node, tmp_pa
     assert run(node, "-S", "web", "run", cwd=elsewhere, **named).returncode == 0
     assert run(node, "-l", cwd=elsewhere, **named).stdout.startswith("web\tsrv\trun\trespawn\tDONE\t")
     srv = one_pid(node, "srv")
-    assert f"CLINIT_CLTAB={node.cltab}".encode() in environ_of(srv), "children inherit it"
+    inherited = f"CLINIT_CLTAB={node.cltab}".encode()
+    wait_for(lambda: inherited in environ_of(srv), what="CLINIT_CLTAB in the entry's environment")
     result = run(node, "-c", node.cltab, "-l", cwd=elsewhere, CLINIT_CLTAB="/nonexistent/cltab")
     assert result.returncode == 0, "-c wins over CLINIT_CLTAB"
     result = run(node, "-l", cwd=elsewhere, CLINIT_CLTAB="/nonexistent/cltab")
