@@ -125,6 +125,18 @@ def test_validate_all_refuses_a_cltab_that_does_not_parse(rig):
     assert "cltab" in reason(done)
 
 
+def test_validate_all_refuses_a_group_with_a_boot_level(rig):
+    """A :::boot: line would start the group on every node whose daemon starts."""
+    text = open(rig.node.cltab, encoding="utf-8").read()
+    rig.node.write_cltab(":::boot:slow:run\n" + text)
+    assert rig.agent("validate-all").returncode == OCF_SUCCESS, "another group's boot line is no matter"
+    rig.node.write_cltab(text + "::override:boot:web:run\n")
+    done = rig.agent("validate-all")
+    assert done.returncode == OCF_ERR_CONFIGURED
+    assert "gives group web a boot level: every node would start it" in reason(done)
+    assert rig.rc("start") == OCF_ERR_CONFIGURED and rig.daemon_pid() is None
+
+
 def test_validate_all_wants_clinit_installed(rig):
     done = rig.agent("validate-all", clinit="/nonexistent/clinit")
     assert done.returncode == OCF_ERR_INSTALLED
