@@ -199,3 +199,33 @@ def test_a_test_restarted_that_fails_makes_the_group_failed(rig):
     assert said(rig.ask("restart", "web", "fit")) == "ok restarting web:fit\n"
     rig.exit("fit", code=2)
     assert rig.state("web") == ("t", "FAILED"), "clinit -r of a test: its failure is the group's"
+
+
+def test_a_start_by_hand_runs_the_command_the_cltab_has_now(rig):
+    settle_web(rig)
+    rig.ask("stop", "web", "srv")
+    rig.exit("srv")
+    rig.write(CLTAB.replace("web:srv:1:respawn:serve", "web:srv:1:respawn:serve --new"))
+    assert said(rig.ask("reread")) == "ok cltab reread\n"
+    rig.ask("start", "web", "srv")
+    assert rig.system.spawned[-1].command == "serve --new"
+
+
+def test_a_stop_by_hand_wins_over_a_restart_under_way(rig):
+    settle_web(rig)
+    rig.ask("restart", "web", "srv")
+    assert note(rig, "srv") == ("STOPPING", "restarting")
+    rig.ask("stop", "web", "srv")
+    assert note(rig, "srv") == ("STOPPING", "stopped by hand")
+    rig.exit("srv")
+    assert note(rig, "srv") == ("CONFIGURED", "stopped by hand") and "srv" not in rig.system.running_tags()
+
+
+def test_a_tell_while_a_stop_by_hand_goes_on_starts_it_once_stopped(rig):
+    settle_web(rig)
+    rig.ask("stop", "web", "srv")
+    rig.ask("tell", "web", "1")
+    assert rig.state("web") == ("1", "STARTING"), "it waits for the entry being stopped"
+    rig.exit("srv")
+    assert "srv" in rig.system.running_tags() and note(rig, "srv") == ("DONE", "-")
+    assert rig.state("web") == ("1", "DONE")

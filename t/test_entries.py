@@ -117,6 +117,29 @@ def test_refusals_say_why(web):
     assert node.clinit("--stop", "slow", "svc").returncode == 0
 
 
+def test_a_stop_by_hand_is_forgotten_after_a_crash(node):
+    node.write_cltab(
+        settings(node, *FAST) + "web:srv:run:respawn:exec sleep 300\nweb:keep:run:respawn:exec sleep 300\n"
+        "db:srv2:1:respawn:exec sleep 300\n"
+    )
+    node.start()
+    assert node.settle("web", "run") == "DONE" and node.settle("db", "1") == "DONE"
+    keep = one_pid(node, "keep")
+    for group, tag in (("web", "srv"), ("db", "srv2")):
+        assert node.clinit("--stop", group, tag).returncode == 0
+        wait_for(lambda: not tagged(node, tag), what="the stop")
+    node.daemon.send_signal(signal.SIGKILL)
+    node.daemon.wait(10)
+    node.start()
+    # as any service that vanished with the daemon: started again beside what was adopted
+    one_pid(node, "srv")
+    assert tagged(node, "keep") == [keep]
+    wait_for(lambda: rows(node, "web")["srv"][4] == "DONE", what="srv DONE")
+    assert rows(node, "web")["srv"][9] == "-"
+    # and a group of which nothing was left is FAILED (its services died, as far as it can tell)
+    assert node.status() == "web run DONE\ndb 1 FAILED\n" and not tagged(node, "srv2")
+
+
 # ---- boot levels -----------------------------------------------------------------
 
 

@@ -196,6 +196,9 @@ class Group(Machine):
     def _start_entry(self, tag):
         proc = self._procs.get(tag)
         if proc is not None and self._is_level_proc(proc) and proc.can_start_by_hand:
+            current = self._current_entry(tag)
+            if current is not None and current.runs_at(self.level):
+                proc.renew(current)  # nothing of it runs: it starts as the cltab has it now
             proc.start_by_hand(self.level)
 
     def _restore(self, plan):
