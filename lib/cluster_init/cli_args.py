@@ -1,10 +1,10 @@
 """The clinit command line: its forms, its flags and its exit statuses.
 
 The common forms (``GROUP LEVEL``, ``-k``, ``-v``, ``-w``, ``-l``, ``-S``,
-``-r``, ``--stop``, ``--start``, with ``-c``, ``-s``, ``-t``, ``--clstat``) are parsed by hand (``quick_parse``), so that a tell
-costs little more than the interpreter's start-up; anything else
-(``-h``, ``-d``, the rarer flags, a usage error) goes through argparse,
-imported only then.  ``parse`` gives an Options either way, or exits 2
+``-r``, ``--stop``, ``--start``, with ``-c``, ``-s``, ``-t``, ``--clstat``)
+are parsed by hand (``quick_parse``), so that a tell costs little more
+than the interpreter's start-up; anything else (``-h``, ``-d``, the
+rarer flags, a usage error) goes through argparse, imported only then.  ``parse`` gives an Options either way, or exits 2
 with the usage.
 
 Each mode of the command (``-d``, ``-k``, ``-l``, ...) is a row of

@@ -105,10 +105,11 @@ class Client:
     """Talks to the daemon named by a cltab (or by explicit paths).
 
     ``cltab`` None is $CLINIT_CLTAB, else /etc/cltab.  Settings in the
-    cltab win over the arguments, as in the Perl module.  A cltab that cannot be read, or whose settings are bad,
-    raises CltabError, unless ``socket`` was given: then it is only a
-    warning (in ``warnings``) and the arguments and defaults are used.
-    Warnings that came with the last answer are in ``last_warnings``.
+    cltab win over the arguments, as in the Perl module.  A cltab that
+    cannot be read, or whose settings are bad, raises CltabError, unless
+    ``socket`` was given: then it is only a warning (in ``warnings``) and
+    the arguments and defaults are used.  Warnings that came with the last
+    answer are in ``last_warnings``.
     """
 
     def __init__(self, cltab=None, socket=None, clstat=None, log=None, pidfile=None):
