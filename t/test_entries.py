@@ -6,6 +6,7 @@ the daemon and the Python API.  (The init script's boot: test_contrib_init.py.)
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -162,6 +163,19 @@ def test_a_plain_daemon_boots_its_groups_and_answers_before_they_settle(node):
     assert "db" not in node.status(), "a group without a boot line is not told"
     node.shutdown()
     assert not alive(srv), "the daemon's stop brings the node down"
+
+
+def test_ready_comes_once_the_daemon_listens_not_once_its_boot_groups_settle(node):
+    node.write_cltab(settings(node, *FAST) + BOOTED.format(dir=node.dir))
+    path = os.path.join(node.dir, "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(path)
+        listener.settimeout(20)
+        node.start(env={"NOTIFY_SOCKET": path})  # what systemd gives a Type=notify service
+        assert "READY=1" in listener.recv(4096).decode().split("\n")
+    assert node.status() == "web run STARTING\n", "the gate is shut: web has not settled"
+    open(os.path.join(node.dir, "gate"), "w").close()
+    assert node.client().wait("web", "run", timeout=20) == "DONE"
 
 
 def test_a_detached_daemon_returns_before_its_boot_groups_settle(node):
