@@ -181,3 +181,11 @@ def test_a_group_restored_from_clstat_alone_is_not_booted(tmp_path):
     rig.node.boot(restored)
     assert rig.state("db") == ("1", "DONE") and rig.state("web") == ("1", "STARTING")
     assert [spawned.command for spawned in rig.system.spawned] == ["prepare"]
+
+
+def test_boot_lines_changed_by_a_reread_wait_for_the_next_start(tmp_path, logged):
+    rig = NodeRig(tmp_path, BOOT_CLTAB)
+    rig.write(BOOT_CLTAB.replace(":::boot:db:1\n", ""))
+    assert rig.node.reread()
+    assert rig.node.group("db") is None and rig.node.group("web") is None, "a reread tells nothing"
+    assert "the cltab's boot lines changed: they take effect at the next daemon start" in logged.text()

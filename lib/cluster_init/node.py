@@ -159,6 +159,8 @@ class Node:
         return True
 
     def _apply(self, table):
+        if table.boot != self.table.boot:
+            log.info("the cltab's boot lines changed: they take effect at the next daemon start")
         self.table = table
         self.ctx.reconfigure(table)
         if self.settings_changed is not None:
