@@ -118,6 +118,21 @@ def test_refusals_say_why(web):
     assert node.clinit("--stop", "slow", "svc").returncode == 0
 
 
+def test_stop_ends_a_crash_loop(node):
+    node.write_cltab(settings(node, *FAST, ":::respawn_hold:60") + "flap:flapper:1:respawn:exit 1\n")
+    node.start()
+    node.tell("flap", "1")
+    wait_for(lambda: rows(node, "flap")["flapper"][9].startswith("respawn held back"), what="the hold-back")
+    result = node.clinit("--start", "flap", "flapper")
+    assert result.returncode == 1 and "is held back (respawning too rapidly; " in result.stderr
+    assert node.clinit("--stop", "flap", "flapper").stdout == "stopping flap:flapper\n"
+    row = rows(node, "flap")["flapper"]
+    assert (row[4], row[9]) == ("CONFIGURED", "stopped by hand"), row
+    starts = node.starts("flapper")
+    assert node.clinit("--start", "flap", "flapper").returncode == 0
+    wait_for(lambda: node.starts("flapper") > starts, what="a start by hand")
+
+
 def test_a_stop_by_hand_is_forgotten_after_a_crash(node):
     node.write_cltab(
         settings(node, *FAST) + "web:srv:run:respawn:exec sleep 300\nweb:keep:run:respawn:exec sleep 300\n"

@@ -18,6 +18,7 @@ import pytest
 from cluster_init import cltab as cltab_module
 from daemon_rig import CHECKOUT, stays, wait_for
 from ocf_rig import AGENT, AgentRig, public_copy
+from realproc import alive
 
 OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_UNIMPLEMENTED = 0, 1, 3
 OCF_ERR_INSTALLED, OCF_ERR_CONFIGURED, OCF_NOT_RUNNING = 5, 6, 7
@@ -173,6 +174,15 @@ def test_start_starts_a_daemon_and_the_group_monitor_stop(rig):
     assert rig.tagged_pids("svc") == []
     assert rig.rc("monitor") == OCF_NOT_RUNNING
     assert rig.rc("monitor", probe=True) == OCF_NOT_RUNNING
+
+
+def test_an_entry_stopped_by_hand_is_not_a_failure_for_monitor(rig):
+    started(rig)
+    (svc,) = wait_for(lambda: rig.tagged_pids("svc"), what="the respawn entry")
+    assert rig.clinit("--stop", "web", "svc").returncode == 0
+    wait_for(lambda: not alive(svc), what="the stop by hand")
+    assert rig.rc("monitor") == OCF_SUCCESS and rig.clstat() == ("run", "DONE")
+    assert rig.rc("stop") == OCF_SUCCESS
 
 
 def test_start_is_idempotent(rig):
