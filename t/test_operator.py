@@ -127,10 +127,7 @@ def test_restart_is_refused_while_the_group_moves(node):
     wait_for(lambda: node.status(group="m") == "2 STARTING\n", what="the long wait entry")
     result = node.clinit("-r", "m", "w")
     assert result.returncode == 1
-    assert result.stderr == (
-        "clinit: group m is STARTING, on its way to level 2: an entry can be restarted once its group"
-        " has settled (DONE, PASSED or FAILED)\n"
-    )
+    assert result.stderr == "clinit: group m is moving (STARTING, to level 2): try again once it has settled (clinit -w m 2)\n"
     assert {r[1]: r for r in rows(node, "m")}["w"][6] == "1", "not restarted"
 
 

@@ -124,7 +124,7 @@ def test_restart_one_entry(rig):
     assert said(rig.ask("restart", "web", "x")) == "error no such entry: web:x\n"
     assert said(rig.ask("restart", "web", "srv")) == "error web:srv is not part of the level of group web (never told)\n"
     rig.ask("tell", "web", "1")
-    moving = "error group web is STARTING, on its way to level 1: an entry can be restarted once its group"
+    moving = "error group web is moving (STARTING, to level 1): try again once it has settled"
     assert said(rig.ask("restart", "web", "srv")).startswith(moving), "the wait entry prep runs"
     rig.exit("prep")
     assert said(rig.ask("restart", "web", "chk")) == "error web:chk is not part of the level of group web (1)\n"
@@ -182,21 +182,17 @@ def test_restart_is_refused_while_the_group_moves_and_never_wedges_it(tmp_path, 
     rig.ask("tell", "g", "2")
     assert rig.state("g") == ("1", "STOPPING")
     answer = rig.ask("restart", "g", "a")
-    assert said(answer) == (
-        "error group g is STOPPING, on its way to level 2: an entry can be restarted"
-        " once its group has settled (DONE, PASSED or FAILED)\n"
-    )
+    assert said(answer) == "error group g is moving (STOPPING, to level 2): try again once it has settled (clinit -w g 2)\n"
     if then == "tell":
         rig.ask("tell", "g", "2")
     rig.exit("a", signum=signal.SIGINT)
     assert rig.state("g") == ("2", "STARTING"), "the group moves on"
-    assert said(rig.ask("restart", "g", "w")) == (
-        "error group g is STARTING, on its way to level 2: an entry can be restarted"
-        " once its group has settled (DONE, PASSED or FAILED)\n"
+    assert said(rig.ask("restart", "g", "w")).startswith(
+        "error group g is moving (STARTING, to level 2)"
     ), "a long wait entry delays it"
     rig.exit("w")
     assert rig.state("g") == ("2", "DONE")
     assert rig.system.running_tags() == ["b"], "a was never started again"
     assert said(rig.ask("restart", "g", "b")) == "ok restarting g:b\n", "at rest: restarted"
     rig.ask("tell", "g", "1")
-    assert said(rig.ask("restart", "g", "b")).startswith("error group g is STOPPING, on its way to level 1")
+    assert said(rig.ask("restart", "g", "b")).startswith("error group g is moving (STOPPING, to level 1)")

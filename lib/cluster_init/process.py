@@ -5,11 +5,9 @@ Behaviour by mode:
 * ``wait``: runs in the foreground; DONE when the command has exited.
 * ``once``: runs in the background; DONE as soon as it has started.
 * ``respawn``: as ``once``, and started again whenever it exits; more
-  than ``respawn_limit`` restarts in a row, each less than
-  ``respawn_window`` seconds after the one before, hold the entry back
-  for ``respawn_hold`` seconds ("respawning too rapidly").
-* ``test``: runs in the foreground; PASS on exit status 0, else FAIL.
-* ``off``: never runs.
+  than ``respawn_limit`` quick restarts in a row (``respawn_window``)
+  hold it back ``respawn_hold`` seconds ("respawning too rapidly").
+* ``test``: runs in the foreground; PASS on exit status 0, else FAIL.  ``off``: never runs.
 
 Stopping reaches every process the entry left, not only its leader (the
 shell the daemon started): SIGINT, then SIGTERM ``term_delay`` seconds
@@ -17,19 +15,19 @@ later, then SIGKILL ``kill_delay`` seconds after that, until none
 remains, or SIGKILL has failed for KILL_REPEATS seconds (remains.py).
 LINGERING is that state: the leader is gone, members of its process
 groups remain.  All waiting is by deadlines on the System's clock; the
-machine never sleeps and never calls ``os``.
-The registry starts the command (``spawn_request``, then ``spawned``
-or ``spawn_failed``) and hands it every exit (``exited``, ``members_changed``).
+machine never sleeps and never calls ``os``.  The registry starts the
+command (``spawn_request``, then ``spawned`` or ``spawn_failed``) and
+hands it every exit (``exited``, ``members_changed``).
 
-A daemon that starts where its predecessor died adopts the processes it
-left (``adopt``, an adopt.Adoption); the registry watches their pidfds
-(they are not our children), so their exit status cannot be known: an
-adopted ``test`` that exits FAILs ("result unknown after adoption"), an
-adopted ``wait`` is done.
+A daemon started where its predecessor died adopts what it left
+(``adopt``, an adopt.Adoption), watched through pidfds: their exit
+status cannot be known, so an adopted ``test`` that exits FAILs
+("result unknown after adoption"), an adopted ``wait`` is done.
 """
 
 import logging
 
+from .byhand import HAND_ROWS, HandControl
 from .machine import Machine
 from .remains import Remains
 from .states import FOREGROUND_PROC_STATES, RAN_PROC_STATES, ProcEvent, ProcState
@@ -40,7 +38,7 @@ log = logging.getLogger("cluster_init")
 _MODE_VERDICTS = {mode: ProcEvent[mode.upper()] for mode in ("wait", "once", "respawn", "test", "off")}
 
 
-class Process(Machine):
+class Process(HandControl, Machine):
     """One cltab entry's process.  See the module docstring."""
 
     INITIAL = ProcState.CONFIGURED
@@ -152,6 +150,7 @@ class Process(Machine):
 
     # actions
     def _check_mode(self, level):
+        self.stopped_by_hand = False  # any start ends a stop by hand (byhand.py)
         if level is not None:
             self.level = level
         return _MODE_VERDICTS[self.entry.mode]
@@ -346,4 +345,5 @@ Process.TABLE = {
     (ProcState.STOPPING, ProcEvent.RESTART): (ProcState.STOPPING, Process._restart_later),
     (ProcState.LINGERING, ProcEvent.RESTART): (ProcState.LINGERING, Process._restart_later),
     (ProcState.CONFIGURED, ProcEvent.RESTART): (ProcState.CONFIGURED, Process._restart_now),
+    **HAND_ROWS,  # (+) clinit --stop and --start: byhand.py
 }
