@@ -16,6 +16,7 @@ from cluster_init.version import VERSION
 from node_rig import Connection, NodeRig, captured_log
 
 CLTAB = """\
+:::start_seconds:0
 web:prep:1:wait:prepare
 web:srv:1:respawn:serve
 web:chk:t:test:check
@@ -97,7 +98,7 @@ def test_reread_with_a_refused_cltab(rig):
     rig.write(CLTAB + "web:bad:1:sometimes:x\n")
     answer = rig.ask("reread")
     assert not answer.ok and answer.message == "cltab refused; still using the last good one"
-    assert any(":5: " in line and "sometimes" in line for line in answer.lines), answer.lines
+    assert any(":6: " in line and "sometimes" in line for line in answer.lines), answer.lines
     told = rig.ask("tell", "web", "1")
     assert told.kind == "cltab refused", "a tell rereads first, and says the cltab was refused"
     assert rig.node.group("web") is None, "nothing told"

@@ -10,9 +10,17 @@ Told a level, a group
    ``test`` entry must finish before the next one starts, ``once`` and
    ``respawn`` entries do not hold the next one back; an entry that has
    already run at this level is not run again;
-4. waits until they have settled (CHECKING), then rests in DONE, PASSED
-   (the level's entries were all tests and all passed) or FAILED (a
-   test failed, or an entry could not be started).
+4. waits until they have settled (CHECKING; a ``respawn`` entry must
+   stay up ``start_seconds``), then rests in DONE, PASSED (the level's
+   entries were all tests and all passed) or FAILED (a test failed, an
+   entry could not be started, or a ``respawn`` entry is crash-looping).
+
+A settled group whose respawn entry starts crash-looping, or cannot be
+started again, turns FAILED; that FAILED, and only that one, heals back
+to DONE once every such entry is up and no longer crash-looping.  A
+failed test, a wait, once or test entry that could not start, or a
+FAILED restored after a crash stays until the group is told a level.
+why.py says why a group is FAILED.
 
 An entry in both the old and the new level keeps running untouched.
 A new level told in the middle of any of this redirects the group.
@@ -38,8 +46,14 @@ log = logging.getLogger("cluster_init")
 
 
 def _must_wait_for(proc):
-    """True while the group must wait for ``proc`` before it settles."""
-    return proc.busy or proc.state in STARTING_PROC_STATES
+    """True while the group must wait for ``proc`` before it settles (not for a crash loop)."""
+    return proc.busy or (proc.state in STARTING_PROC_STATES and not proc.crash_looping)
+
+
+def _sticky(proc):
+    """True when ``proc`` keeps its group FAILED until told: a failed test, or a wait,
+    once or test entry that could not start."""
+    return proc.state is ProcState.FAIL or (proc.exec_failed and proc.entry.mode != "respawn")
 
 
 class Group(Machine):
@@ -60,6 +74,8 @@ class Group(Machine):
         self.target = None  # the level it was last told
         self._procs = {}  # tag -> Process, for entries that have a machine
         self._waiting_for = set()  # in CHECKING: the level's processes not settled yet
+        self._restored_failed = False  # FAILED until told: restored FAILED after a crash
+        self.told_at = None  # when it was last told a level, on the System's clock
 
     # what the daemon calls
     def machine(self, tag):
@@ -96,6 +112,15 @@ class Group(Machine):
         self.entries = tuple(entries)
         self._entry_by_tag = {entry.tag: entry for entry in self.entries}
         self._next_entries = None
+
+    def level_machines(self):
+        """The process machines of the level's entries, in file order."""
+        return self._level_procs()
+
+    @property
+    def restored_failed(self):
+        """True for a group restored FAILED after a crash and not told since."""
+        return self._restored_failed
 
     def _take_next_entries(self):
         if self._next_entries is not None:
@@ -141,7 +166,7 @@ class Group(Machine):
     def _start_next(self, level):
         if level is not None:  # a tell
             self._take_next_entries()
-            self.target = level
+            self._told(level)
         self.level = self.target
         for entry in self.entries:
             if not entry.runs_at(self.level):
@@ -158,15 +183,35 @@ class Group(Machine):
                 return None  # its exit will bring us back here
         return GroupEvent.ALL_STARTED
 
+    def _told(self, level):
+        self.target = level
+        self._restored_failed = False
+        self.told_at = self.ctx.system.now()
+
     def _continue_start(self, _proc):
         return self._start_next(None)
 
     def _check_settled(self, proc):
-        """A settled group: one of its level's entries could not be started again."""
-        if proc is not None and proc.exec_failed and self._is_level_proc(proc):
-            log.warning("group %s: %s:%s cannot be started: FAILED", self.name, self.name, proc.entry.tag)
-            return GroupEvent.ANY_FAILED
+        """A settled group: one of its level's entries is crash-looping, or cannot be started again."""
+        if proc is not None and self._is_level_proc(proc):
+            why = proc.trouble
+            if why is not None:
+                log.warning("group %s: %s:%s: %s: FAILED", self.name, self.name, proc.entry.tag, why)
+                return GroupEvent.ANY_FAILED
         return None
+
+    def _check_healed(self, proc):
+        """A FAILED group heals when nothing sticks and every entry of its level is well again."""
+        if proc is None or not self._is_level_proc(proc) or self._restored_failed:
+            return None
+        procs = self._level_procs()
+        if any(_sticky(p) or _must_wait_for(p) for p in procs):
+            return None
+        verdict = self._verdict(procs)
+        return None if verdict is GroupEvent.ANY_FAILED else verdict
+
+    def _healed(self, _arg):
+        log.warning("group %s: its entries are up again: %s", self.name, self.state)
 
     def _restore(self, plan):
         """See adopt.py: adopt what remains, take what had run as run, then go on."""
@@ -185,7 +230,9 @@ class Group(Machine):
                 proc.stop()  # it left the cltab, changed, or is off now
         if plan.kind == adopt.HALT:
             return GroupEvent.HALT  # moving to a level nothing recorded: stop what remains
+        self._restored_failed = plan.old_state == GroupState.FAILED.value  # clstat does not say why
         if adopt.services_gone(plan, level_entries):
+            self._restored_failed = True
             return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
@@ -200,8 +247,11 @@ class Group(Machine):
             self._waiting_for.discard(proc)
         if self._waiting_for:
             return None
-        procs = self._level_procs()
-        if any(proc.state is ProcState.FAIL or proc.exec_failed for proc in procs):
+        return self._verdict(self._level_procs())
+
+    def _verdict(self, procs):
+        """How the level's processes ``procs`` (none to wait for) settle the group."""
+        if self._restored_failed or any(proc.trouble is not None for proc in procs):
             return GroupEvent.ANY_FAILED
         if procs and all(proc.state is ProcState.PASS for proc in procs):
             return GroupEvent.ALL_PASSED
@@ -211,7 +261,7 @@ class Group(Machine):
 
     def _stop_old(self, level):
         self._take_next_entries()
-        self.target = level
+        self._told(level)
         for proc in list(self._procs.values()):
             if proc.state is not ProcState.CONFIGURED and not self._keeps(proc, level):
                 proc.stop()
@@ -252,7 +302,9 @@ class Group(Machine):
 #   a one-second poll (the Perl timeout/kickme rows);
 # * PASSED and FAILED halt through HALTING: a FAILED level may still
 #   have once or respawn entries running, which must be stopped;
-# * a process changing state after the group settled changes nothing.
+# * a settled group turns FAILED when a respawn entry of its level starts
+#   crash-looping or cannot start again, and heals (FAILED -> DONE) once
+#   they are all up, if nothing else failed it.
 Group.TABLE = {
     (GroupState.CONFIGURED, GroupEvent.TELL): (GroupState.STARTING, Group._start_next),
     (GroupState.CONFIGURED, GroupEvent.RESTORE): (GroupState.STARTING, Group._restore),  # (+) adoption after a crash
@@ -279,7 +331,8 @@ Group.TABLE = {
     (GroupState.PASSED, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),  # (+)
     (GroupState.FAILED, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
     (GroupState.FAILED, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),  # (+)
-    (GroupState.FAILED, GroupEvent.PROC): (GroupState.FAILED, None),  # (+)
+    (GroupState.FAILED, GroupEvent.PROC): (GroupState.FAILED, Group._check_healed),  # (+)
+    (GroupState.FAILED, GroupEvent.ALL_DONE): (GroupState.DONE, Group._healed),  # (+) crash loops over
     (GroupState.STOPPING, GroupEvent.OLD_STOPPED): (GroupState.DUMPING, Group._garbage_collect),
     (GroupState.STOPPING, GroupEvent.PROC): (GroupState.STOPPING, Group._check_stopped),  # (+)
     (GroupState.STOPPING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
