@@ -79,6 +79,9 @@ def _tell(client, args):
             "the daemon goes on moving it"
         ) from None
     print(f"{group} {level} {state}")
+    _print_warnings(client.last_warnings)
+    for line in client.last_answer.lines:  # what fails it, and why
+        say(line)
     return EXIT_ERROR if state == "FAILED" else EXIT_OK
 
 

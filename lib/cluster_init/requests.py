@@ -18,6 +18,7 @@ answer and a log line, never the daemon's end.
 import logging
 import os
 
+from . import why
 from .connections import Park
 from .errors import CltabError
 from .protocol import CLTAB_REFUSED, TIMEOUT, WAIT_DEFAULT, Answer
@@ -119,7 +120,8 @@ class Requests:
             return None
         if group.state in SETTLED_GROUP_STATES:
             if group.level == level:
-                return Answer(True, f"{name} {level} {group.state}")
+                failures, warnings = why.lines(group)
+                return Answer(True, f"{name} {level} {group.state}", failures, warnings)
             return Answer(False, f"{name} settled at level {group.level} {group.state}")
         if group.state is GroupState.CONFIGURED:
             return Answer(False, f"{name} was halted")
