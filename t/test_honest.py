@@ -76,3 +76,42 @@ def test_a_failed_test_says_its_exit(node):
     result = node.clinit("-w", "web", "run")
     assert (result.returncode, result.stdout) == (1, "web run FAILED\n")
     assert result.stderr == "clinit: web:chk: test failed: exit 3\n"
+
+
+def test_output_directories_are_made_at_each_spawn(node):
+    """%g and %t may stand in a directory's name; each is made (0755) when an entry starts."""
+    node.write_cltab(settings(node, ":::output:run/out/%g/%t.log") + "app:hello:run:wait:echo hello\n")
+    node.start()
+    result = node.clinit("-w", "app", "run")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "app run DONE\n", "")
+    out = os.path.join(node.dir, "run", "out", "app")
+    assert open(os.path.join(out, "hello.log")).read() == "hello\n"
+    for directory in (os.path.dirname(out), out):
+        assert os.stat(directory).st_mode & 0o7777 == 0o755
+    assert os.stat(os.path.join(out, "hello.log")).st_mode & 0o777 == 0o640
+
+
+def test_an_output_directory_that_cannot_be_made_fails_the_start_and_says_why(node):
+    blocker = os.path.join(node.dir, "run")
+    open(blocker, "w").close()  # a file where a directory should be
+    node.write_cltab(settings(node, ":::output:run/out/%g.%t.log") + "app:hello:run:wait:echo hello\n")
+    node.start()
+    result = node.clinit("-w", "app", "run")
+    assert (result.returncode, result.stdout) == (1, "app run FAILED\n")
+    why = f"cannot start: cannot open output {node.dir}/run/out/app.hello.log: "
+    assert result.stderr.startswith(f"clinit: app:hello: {why}"), result.stderr
+    assert result.stderr.endswith(f"{blocker} is a regular file, not a directory\n")
+    (row,) = [line.split("\t") for line in node.clinit("-l", "app").stdout.splitlines()]
+    assert row[9].startswith(why)
+
+
+def test_check_says_which_output_directories_do_not_exist_yet(node):
+    node.write_cltab(settings(node, ":::output:run/out/%g/%t.log")
+                     + "app:hello:run:wait:echo hello\napp:bye:run:wait:echo bye\ndb:main:run:once:true\n")
+    os.makedirs(os.path.join(node.dir, "run", "out", "db"))
+    result = node.clinit("--check")
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"clinit: note: output directory {node.dir}/run/out/app does not exist yet"
+        " (the daemon makes it, mode 0755, when an entry starts)\n"
+    )

@@ -48,7 +48,8 @@ def run_daemon(args):
 
 def check(args):
     """clinit --check: every problem of the cltab (exit 6) or a count (exit 0);
-    its warnings (setting names nobody knows) either way, -v or not."""
+    its warnings (setting names nobody knows) either way, -v or not; and which
+    output directories do not exist yet (the daemon makes them)."""
     from .cltab import load_trusted
 
     try:
@@ -58,9 +59,25 @@ def check(args):
         _warn(args, error.warnings)
         return EXIT_CLTAB
     _warn(args, table.warnings)
+    for directory in _missing_output_directories(table):
+        say(f"note: output directory {directory} does not exist yet (the daemon makes it, mode 0755, when an entry starts)")
     entries, groups = len(table.entries), len(table.groups())
     print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}")
     return EXIT_OK
+
+
+def _missing_output_directories(table):
+    """The directories of the entries' output files (relative paths from here, as a
+    daemon started here takes them) that do not exist, in file order."""
+    import os
+
+    from .context import child_settings, output_path
+
+    _directory, template = child_settings(table, os.getcwd(), {"log": None}, background=False)
+    if template is None:
+        return []
+    directories = (os.path.dirname(output_path(template, entry)) for entry in table.entries if entry.mode != "off")
+    return [directory for directory in dict.fromkeys(directories) if not os.path.isdir(directory)]
 
 
 def _count(number, one, many):
