@@ -115,3 +115,62 @@ def test_check_says_which_output_directories_do_not_exist_yet(node):
         f"clinit: note: output directory {node.dir}/run/out/app does not exist yet"
         " (the daemon makes it, mode 0755, when an entry starts)\n"
     )
+
+
+# ---- a broken cltab never blocks: the last good copy beside clstat ----
+
+def test_the_daemon_keeps_a_copy_of_the_last_cltab_it_applied(node):
+    node.start()
+    copy = node.clstat + ".cltab"
+    assert open(copy).read() == open(node.cltab).read()
+    assert os.stat(copy).st_mode & 0o777 == 0o600
+    node.write_cltab(open(node.cltab).read() + "newgrp:new1:1:wait:true\n")
+    assert node.clinit().returncode == 0  # a reread
+    assert "newgrp:new1:1:wait:true" in open(copy).read()
+    node.write_cltab(open(node.cltab).read() + "newgrp:new2:1:sometimes:true\n")
+    assert node.clinit().returncode == 6
+    assert "new2" not in open(copy).read(), "a refused cltab is never the last good one"
+
+
+def test_a_daemon_started_on_a_refused_cltab_runs_on_the_copy_and_adopts(node):
+    import signal
+
+    from daemon_rig import tagged
+
+    node.start()
+    assert node.settle("pidgrp", "1") == "DONE"
+    pids = wait_for(lambda: tagged(node, "pid1"), what="pid1")  # its shell and its sleep
+    node.daemon.send_signal(signal.SIGKILL)  # a crash, while someone edits the cltab
+    node.daemon.wait(10)
+    good = open(node.cltab).read()
+    node.write_cltab(good + "g:t:1:sometimes:true\n")
+    node.start()
+    first = f"{node.cltab}:{good.count(chr(10)) + 1}: unknown mode 'sometimes'"
+    warning = f"cltab {node.cltab} refused ({first}"
+    wait_for(lambda: warning in node.log_text(), what="the warning")
+    assert f"running on the last good one, {node.clstat}.cltab" in node.daemon_stderr()
+    assert "adopting pidgrp:pid1" in node.log_text()
+    assert tagged(node, "pid1") == pids, "adopted, not started twice"
+    result = node.clinit("-w", "pidgrp", "1")
+    assert (result.returncode, result.stdout) == (0, "pidgrp 1 DONE\n")
+    assert f"refused, acting on the last good one: {first}" in result.stderr
+    assert node.clinit().returncode == 6
+    node.write_cltab(good)
+    assert node.clinit().returncode == 0, "the fixed file is taken again"
+
+
+def test_without_a_usable_copy_a_refused_cltab_is_exit_6(node):
+    node.start()
+    node.shutdown()
+    copy = node.clstat + ".cltab"
+    assert os.path.exists(copy), "the copy outlives the daemon"
+    good = open(node.cltab).read()
+    node.write_cltab(good + "g:t:1:sometimes:true\n")
+    if os.geteuid() == 0:  # as root, a copy others may write is not trusted
+        os.chmod(copy, 0o620)
+        result = node.clinit("-d")
+        assert result.returncode == 6 and "unknown mode 'sometimes'" in result.stderr
+        os.chmod(copy, 0o600)
+    os.unlink(node.cltab)
+    result = node.clinit("-d")
+    assert result.returncode == 6 and "No such file" in result.stderr, "not configured: no old copy"

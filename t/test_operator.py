@@ -177,7 +177,9 @@ def test_a_bad_setting_the_client_does_not_use_keeps_no_command_out(node):
     assert status(node, "ops") == (0, "ops run DONE\n")
     assert node.clinit("-l", "ops").returncode == 0
     result = node.clinit("ops", "run")
-    assert result.returncode == 6 and "cltab:1: setting kill_delay must not be negative" in result.stderr
+    assert result.returncode == 0, "a tell acts on the last good cltab"
+    assert "cltab:1: setting kill_delay must not be negative" in result.stderr
+    assert node.clinit().returncode == 6, "a reread is refused"
     assert node.clinit("-k", "-w", "-t", "30").returncode == 0
 
 

@@ -180,6 +180,8 @@ def run(args):
     try:
         code = _command(client, args)
     except Error as error:
+        if isinstance(error, DaemonError):
+            _print_warnings(client.last_warnings)  # a refused cltab's, say: why no such group
         say(error)
         code, go_on = next((status, go_on) for kind, status, go_on in _EXITS if isinstance(error, kind))
         if not go_on:

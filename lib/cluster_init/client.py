@@ -163,6 +163,7 @@ class Client:
         comes within ``timeout`` seconds.
         """
         path = self.socket_path
+        self.last_answer, self.last_warnings = None, ()
         connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             connection.settimeout(timeout)

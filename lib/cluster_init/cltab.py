@@ -75,6 +75,7 @@ class Cltab:
     entries: tuple = ()
     settings: dict = dataclasses.field(default_factory=dict)
     warnings: tuple = ()  # (line, message) of lines that were ignored
+    text: str = dataclasses.field(default="", compare=False, repr=False)  # what was parsed
 
     @functools.cached_property
     def _by_group(self):
@@ -170,7 +171,7 @@ def parse(text, path="<cltab>", entries=True):
             found.append(Entry(*fields, line=number))
     if problems:
         raise CltabError(path, problems, warnings)
-    return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings))
+    return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings), text=text)
 
 
 def load(path, entries=True):

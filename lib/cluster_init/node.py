@@ -132,6 +132,11 @@ class Node:
         group.halt()
 
     # the cltab
+    def refuse(self, error):
+        """The cltab file was refused (CltabError ``error``) when the daemon started on
+        its last good copy: refused again, without being parsed, until it changes."""
+        self.refused = (_settings.file_signature(self.path), error)
+
     def reread(self):
         """Reread the cltab if it changed; True if it did.
 
