@@ -174,3 +174,49 @@ def test_without_a_usable_copy_a_refused_cltab_is_exit_6(node):
     os.unlink(node.cltab)
     result = node.clinit("-d")
     assert result.returncode == 6 and "No such file" in result.stderr, "not configured: no old copy"
+
+
+# ---- nothing marked is left behind ----
+
+def test_k_w_leaves_nothing_an_entry_detached(node):
+    """setsid sleep 3001 & in a respawn entry: one copy per start, all outside its process
+    group; the default kill mode's stop does not reach them, the shutdown does."""
+    import time
+
+    from daemon_rig import tagged
+
+    node.write_cltab(settings(node, ":::term_delay:1", ":::kill_delay:1")
+                     + "web:daemonish:run:respawn:setsid sleep 3001 &\n"
+                     + "web:stubborn:run:once:setsid sh -c 'trap \"\" INT TERM; sleep 3002' &\n")
+    node.start()
+    result = node.clinit("-w", "web", "run")
+    assert result.returncode == 1 and "it detaches: run it in the foreground, or set :::kill_mode:all" in result.stderr
+    copies = wait_for(lambda: len(tagged(node, "daemonish")) >= 6 and tagged(node, "daemonish"), what="the copies")
+    assert "web:daemonish exits at once, and processes it started live on (pids " in node.log_text()
+    stubborn = wait_for(lambda: tagged(node, "stubborn"), what="the stubborn one")
+    began = time.monotonic()
+    result = node.clinit("-k", "-w", "-t", "30")
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    assert tagged(node, "daemonish") == [] and tagged(node, "stubborn") == []
+    assert took < 1 + 1 + 1 + 1.5, f"-k -w took {took:.1f} s: more than term_delay + kill_delay + 1 s"
+    log = node.log_text()
+    assert "which no entry's stop reaches, with SIGINT" in log
+    assert f"{copies[0]} (web:daemonish)" in log and f"{stubborn[-1]} (web:stubborn)" in log
+    assert "which no entry's stop reaches, with SIGKILL" in log, "the stubborn one took SIGKILL"
+    node.daemon.wait(10)
+
+
+def test_sigterm_sweeps_too(node):
+    import signal
+
+    from daemon_rig import tagged
+
+    node.write_cltab(settings(node, ":::term_delay:1", ":::kill_delay:1")
+                     + "web:bg:run:once:setsid sleep 3003 &\n")
+    node.start()
+    assert node.settle("web", "run") == "DONE"
+    wait_for(lambda: tagged(node, "bg"), what="the detached sleep")
+    node.daemon.send_signal(signal.SIGTERM)
+    assert node.daemon.wait(10) == 0
+    assert tagged(node, "bg") == []

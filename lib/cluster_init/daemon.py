@@ -221,7 +221,7 @@ class Daemon:
 
     def _timed(self):
         """The parts with deadlines: each has ``next_deadline()`` and ``fire_due(now)``."""
-        return (self.registry, self.server, self.clstat)
+        return (self.registry, self.server, self.clstat, self.node.sweep)
 
     def _loop(self):
         actions = self._signal_actions()
