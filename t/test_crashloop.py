@@ -82,7 +82,7 @@ def test_a_command_that_exits_at_once_fails_its_group_and_says_why(rig, caplog):
     assert group.state.value == "FAILED"
     assert len(rig.system.spawned) == 1 + 6
     (failure,) = why.failures(group)
-    assert failure == ("srv", "crash loop: started 6 times in 0.1 s, last exit 127; held back, 60 s left")
+    assert failure == ("srv", "crash loop: started 6 times in 0.06 s, last exit 127; held back, 60 s left")
     assert "web:srv respawning too rapidly: holding back 60 seconds" in caplog.text
     rig.advance(30)
     assert group.state.value == "FAILED"

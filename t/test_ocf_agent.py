@@ -272,7 +272,7 @@ def test_a_crash_loop_fails_monitor_and_says_why(rig):
     done = rig.agent("monitor")
     assert done.returncode == OCF_ERR_GENERIC
     assert re.fullmatch(r"clinit group web is FAILED at level run: web:svc: crash loop: (exited 5 times within 10 s"
-                        r"|started 6 times in 0\.\d s), last exit 4.*", reason(done)), reason(done)
+                        r"|started 6 times in 0\.\d\d s), last exit 4.*", reason(done)), reason(done)
 
 
 # clinit's exit statuses, from a stand-in clinit, become OCF's

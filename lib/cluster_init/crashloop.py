@@ -155,7 +155,7 @@ class Respawns:
         exit_text = f"last exit {last_exit(self.status)}" if self.status is not None else "no exit seen"
         if self.held_run is not None:
             starts, span = self.held_run
-            text = f"crash loop: started {starts} times in {span:.1f} s, {exit_text}"
+            text = f"crash loop: started {starts} times in {span:.2f} s, {exit_text}"
         else:
             self._prune(self._now())
             text = f"crash loop: exited {len(self.exits)} times within {timing.start_limit_interval:g} s, {exit_text}"
