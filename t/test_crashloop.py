@@ -265,3 +265,17 @@ def test_an_entry_that_detaches_is_told_what_to_do(rig, caplog):
     assert caplog.text.count(hint) == 1 + 1, "once when found, once in the crash loop's warning"
     assert "web:srv exits at once, and processes it started live on (pids" in caplog.text
     assert why.failures(group)[0][1].endswith(hint)
+
+
+def test_a_failed_test_rerun_by_hand_still_keeps_the_group_failed_until_told(rig):
+    group = told(rig, table("web:srv:run:respawn:serve", "web:chk:run:test:check"))
+    rig.exit("chk", 1)
+    rig.advance(1)
+    assert group.state.value == "FAILED"
+    group.machine("chk").restart()  # clinit -r web chk: it passes now
+    rig.exit("chk", 0)
+    assert group.machine("chk").state is S.PASS
+    assert group.state.value == "FAILED", "a failed test's FAILED does not heal"
+    assert why.failures(group) == [("*", "a test failed, or an entry could not start, at this level since it was told")]
+    group.tell("run")
+    assert group.state.value == "DONE"

@@ -13,14 +13,9 @@ Told a level, a group
 4. waits until they have settled (CHECKING; a ``respawn`` entry must
    stay up ``start_seconds``), then rests in DONE, PASSED (the level's
    entries were all tests and all passed) or FAILED (a test failed, an
-   entry could not be started, or a ``respawn`` entry is crash-looping).
-
-A settled group whose respawn entry starts crash-looping, or cannot be
-started again, turns FAILED; that FAILED, and only that one, heals back
-to DONE once every such entry is up and no longer crash-looping.  A
-failed test, a wait, once or test entry that could not start, or a
-FAILED restored after a crash stays until the group is told a level.
-why.py says why a group is FAILED.
+   entry could not be started, or a ``respawn`` entry is crash-looping:
+   a settled group turns FAILED then too, and that FAILED alone heals
+   back to DONE once the entry is up; why.py says why).
 
 An entry in both the old and the new level keeps running untouched.
 A new level told in the middle of any of this redirects the group.
@@ -43,6 +38,8 @@ from .states import (
 )
 
 log = logging.getLogger("cluster_init")
+
+RESTORED_FAILED = "FAILED when the previous daemon died (its clstat does not say why)"
 
 
 def _must_wait_for(proc):
@@ -74,7 +71,7 @@ class Group(Machine):
         self.target = None  # the level it was last told
         self._procs = {}  # tag -> Process, for entries that have a machine
         self._waiting_for = set()  # in CHECKING: the level's processes not settled yet
-        self._restored_failed = False  # FAILED until told: restored FAILED after a crash
+        self._stuck = None  # why it is FAILED until told a level (not a crash loop), or None
         self.told_at = None  # when it was last told a level, on the System's clock
 
     # what the daemon calls
@@ -118,9 +115,10 @@ class Group(Machine):
         return self._level_procs()
 
     @property
-    def restored_failed(self):
-        """True for a group restored FAILED after a crash and not told since."""
-        return self._restored_failed
+    def stuck(self):
+        """Why the group is FAILED until it is told a level, or None: restored FAILED
+        after a crash, or a failed test or start of a wait, once or test entry."""
+        return self._stuck
 
     def _take_next_entries(self):
         if self._next_entries is not None:
@@ -185,7 +183,7 @@ class Group(Machine):
 
     def _told(self, level):
         self.target = level
-        self._restored_failed = False
+        self._stuck = None
         self.told_at = self.ctx.system.now()
 
     def _continue_start(self, _proc):
@@ -202,10 +200,10 @@ class Group(Machine):
 
     def _check_healed(self, proc):
         """A FAILED group heals when nothing sticks and every entry of its level is well again."""
-        if proc is None or not self._is_level_proc(proc) or self._restored_failed:
+        if proc is None or not self._is_level_proc(proc) or self._stuck:
             return None
         procs = self._level_procs()
-        if any(_sticky(p) or _must_wait_for(p) for p in procs):
+        if any(_must_wait_for(p) for p in procs):
             return None
         verdict = self._verdict(procs)
         return None if verdict is GroupEvent.ANY_FAILED else verdict
@@ -230,9 +228,9 @@ class Group(Machine):
                 proc.stop()  # it left the cltab, changed, or is off now
         if plan.kind == adopt.HALT:
             return GroupEvent.HALT  # moving to a level nothing recorded: stop what remains
-        self._restored_failed = plan.old_state == GroupState.FAILED.value  # clstat does not say why
+        if plan.old_state == GroupState.FAILED.value or adopt.services_gone(plan, level_entries):
+            self._stuck = RESTORED_FAILED  # clstat does not say why
         if adopt.services_gone(plan, level_entries):
-            self._restored_failed = True
             return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
@@ -251,7 +249,9 @@ class Group(Machine):
 
     def _verdict(self, procs):
         """How the level's processes ``procs`` (none to wait for) settle the group."""
-        if self._restored_failed or any(proc.trouble is not None for proc in procs):
+        if any(_sticky(proc) for proc in procs) and not self._stuck:
+            self._stuck = "a test failed, or an entry could not start, at this level since it was told"
+        if self._stuck or any(proc.trouble is not None for proc in procs):
             return GroupEvent.ANY_FAILED
         if procs and all(proc.state is ProcState.PASS for proc in procs):
             return GroupEvent.ALL_PASSED

@@ -19,8 +19,8 @@ def failures(group):
     """``(tag, why)`` of what fails ``group`` (see the module docstring)."""
     found = [(proc.entry.tag, proc.trouble) for proc in group.level_machines()]
     found = [(tag, why) for tag, why in found if why is not None]
-    if group.restored_failed and not found:
-        found.append((WHOLE_GROUP, "FAILED when the previous daemon died (its clstat does not say why)"))
+    if group.stuck and not found:  # restored FAILED, or a test that failed was rerun by hand
+        found.append((WHOLE_GROUP, group.stuck))
     return found
 
 
