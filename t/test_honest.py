@@ -220,3 +220,22 @@ def test_sigterm_sweeps_too(node):
     node.daemon.send_signal(signal.SIGTERM)
     assert node.daemon.wait(10) == 0
     assert tagged(node, "bg") == []
+
+
+def test_a_refused_cltab_is_said_also_when_the_tell_fails(node):
+    """A group added with a typo: the daemon does not know it, and says why."""
+    import warnings
+
+    from cluster_init import ClinitWarning
+
+    node.start()
+    node.write_cltab(open(node.cltab).read() + "newgrp:new1:run:sometimes:true\n")
+    result = node.clinit("newgrp", "run")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"clinit: warning: cltab {node.cltab} refused, acting on the last good one: ")
+    assert result.stderr.endswith("clinit: no such group: newgrp\n")
+    with warnings.catch_warnings(record=True) as caught:  # the API issues it too
+        warnings.simplefilter("always")
+        assert node.client().tell("pidgrp", "1") == "level transition started"
+    assert [w.category for w in caught] == [ClinitWarning]
+    assert "refused, acting on the last good one" in str(caught[0].message)

@@ -228,9 +228,10 @@ class Group(Machine):
                 proc.stop()  # it left the cltab, changed, or is off now
         if plan.kind == adopt.HALT:
             return GroupEvent.HALT  # moving to a level nothing recorded: stop what remains
-        if plan.old_state == GroupState.FAILED.value or adopt.services_gone(plan, level_entries):
+        gone = adopt.services_gone(plan, level_entries)
+        if gone or plan.old_state == GroupState.FAILED.value:
             self._stuck = RESTORED_FAILED  # clstat does not say why
-        if adopt.services_gone(plan, level_entries):
+        if gone:
             return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
