@@ -52,6 +52,14 @@ def test_tell_moves_one_group_and_says_what_is_odd(rig, logged):
     )
 
 
+def test_the_levels_named_are_those_meant(tmp_path):
+    rig = NodeRig(tmp_path, "web:a:run:respawn:a\nweb:b:stopped:wait:b\nweb:c:12:once:c\nweb:d:x,long:once:d\n")
+    (warning,) = rig.ask("tell", "web", "status").warnings
+    assert warning.endswith("(its levels: run, stopped, 1, 2, x, long; did you mean stopped?)")
+    (warning,) = rig.ask("tell", "web", "rnu").warnings
+    assert warning.endswith("did you mean run?)")
+
+
 def test_a_verb_typed_as_a_level_stops_all_and_names_the_levels(rig):
     """clinit web status: the Perl way to stop a group, kept; the warning says what was meant."""
     answer = rig.ask("tell", "web", "status")

@@ -41,14 +41,21 @@ def refused_warning(error):
     return f"cltab {error.path} refused, acting on the last good one: {problems[0]}{more}"
 
 
+def _level_names(field):
+    """The levels a levels field names, as a person means them: ``run`` is run (it may
+    be told as r, u or n too, but nobody means that), ``12`` is 1 and 2, ``a,bc`` is a
+    and bc."""
+    if "," in field:
+        return [name for name in field.split(",") if name]
+    return list(field) if field.isdigit() else [field]
+
+
 def no_entries_warning(group, level, entries):
     """What a tell of a level at which ``group`` has no entries says: its levels, and
     the nearest one (a verb typed as a level: clinit web status)."""
     import difflib
 
-    from .cltab import split_levels
-
-    levels = list(dict.fromkeys(name for entry in entries if entry.mode != "off" for name in split_levels(entry.levels)))
+    levels = list(dict.fromkeys(name for entry in entries if entry.mode != "off" for name in _level_names(entry.levels)))
     text = f"group {group} has no entries at level {level}: all of its entries stop"
     if not levels:
         return text
