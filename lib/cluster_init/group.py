@@ -25,7 +25,7 @@ change of state is reported to ``observer(group)``.
 
 import logging
 
-from . import adopt
+from . import adopt, why
 from .machine import Machine
 from .process import Process
 from .states import (
@@ -39,18 +39,9 @@ from .states import (
 
 log = logging.getLogger("cluster_init")
 
-RESTORED_FAILED = "FAILED when the previous daemon died (its clstat does not say why)"
-
-
 def _must_wait_for(proc):
     """True while the group must wait for ``proc`` before it settles (not for a crash loop)."""
     return proc.busy or (proc.state in STARTING_PROC_STATES and not proc.crash_looping)
-
-
-def _sticky(proc):
-    """True when ``proc`` keeps its group FAILED until told: a failed test, or a wait,
-    once or test entry that could not start."""
-    return proc.state is ProcState.FAIL or (proc.exec_failed and proc.entry.mode != "respawn")
 
 
 class Group(Machine):
@@ -192,9 +183,9 @@ class Group(Machine):
     def _check_settled(self, proc):
         """A settled group: one of its level's entries is crash-looping, or cannot be started again."""
         if proc is not None and self._is_level_proc(proc):
-            why = proc.trouble
-            if why is not None:
-                log.warning("group %s: %s:%s: %s: FAILED", self.name, self.name, proc.entry.tag, why)
+            trouble = proc.trouble
+            if trouble is not None:
+                log.warning("group %s: %s:%s: %s: FAILED", self.name, self.name, proc.entry.tag, trouble)
                 return GroupEvent.ANY_FAILED
         return None
 
@@ -230,7 +221,7 @@ class Group(Machine):
             return GroupEvent.HALT  # moving to a level nothing recorded: stop what remains
         gone = adopt.services_gone(plan, level_entries)
         if gone or plan.old_state == GroupState.FAILED.value:
-            self._stuck = RESTORED_FAILED  # clstat does not say why
+            self._stuck = why.RESTORED_FAILED  # clstat does not say why
         if gone:
             return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
@@ -250,8 +241,8 @@ class Group(Machine):
 
     def _verdict(self, procs):
         """How the level's processes ``procs`` (none to wait for) settle the group."""
-        if any(_sticky(proc) for proc in procs) and not self._stuck:
-            self._stuck = "a test failed, or an entry could not start, at this level since it was told"
+        if any(why.sticks(proc) for proc in procs) and not self._stuck:
+            self._stuck = why.STUCK
         if self._stuck or any(proc.trouble is not None for proc in procs):
             return GroupEvent.ANY_FAILED
         if procs and all(proc.state is ProcState.PASS for proc in procs):

@@ -5,12 +5,8 @@ Behaviour by mode:
 * ``wait``: runs in the foreground; DONE when the command has exited.
 * ``once``: runs in the background; DONE as soon as it has started.
 * ``respawn``: started again whenever it exits; DONE once it has stayed
-  up ``start_seconds`` (at once when 0, as the Perl clinit did): an exit
-  before that is a failed start.  crashloop.py keeps its starts and
-  exits: the respawn guard holds it back ("respawning too rapidly"),
-  and it is crash-looping (``trouble`` says why) while held back or
-  while its exits reach ``start_limit_burst`` within
-  ``start_limit_interval`` seconds.  ``restart`` forgets its past exits.
+  up ``start_seconds`` (at once when 0, as the Perl clinit did); the
+  respawn guard and the crash loop are crashloop.py's.
 * ``test``: runs in the foreground; PASS on exit status 0, else FAIL.
 * ``off``: never runs.
 

@@ -10,9 +10,18 @@
   look).
 """
 
+from .states import ProcState
 from .waitstatus import describe_status
 
 WHOLE_GROUP = "*"  # the tag of a failure that is the group's, not one entry's
+RESTORED_FAILED = "FAILED when the previous daemon died (its clstat does not say why)"
+STUCK = "a test failed, or an entry could not start, at this level since it was told"
+
+
+def sticks(proc):
+    """True when ``proc`` keeps its group FAILED until it is told a level: a failed test,
+    or a wait, once or test entry that could not start (a crash loop's FAILED heals)."""
+    return proc.state is ProcState.FAIL or (proc.exec_failed and proc.entry.mode != "respawn")
 
 
 def failures(group):
