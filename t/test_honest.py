@@ -244,3 +244,15 @@ def test_a_refused_cltab_is_said_also_when_the_tell_fails(node):
         assert node.client().tell("pidgrp", "1") == "level transition started"
     assert [w.category for w in caught] == [ClinitWarning]
     assert "refused, acting on the last good one" in str(caught[0].message)
+
+
+def test_a_detached_daemon_says_it_runs_on_the_copy(node):
+    node.start()
+    node.shutdown()
+    node.write_cltab(open(node.cltab).read() + "g:t:1:sometimes:true\n")
+    result = node.clinit("-d", "-b", "-p", os.path.join(node.dir, "pid"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"clinit: warning: {node.cltab} refused: running on the last good one,"
+                                    f" {node.clstat}.cltab:\n")
+    assert "unknown mode 'sometimes'" in result.stderr
+    assert node.clinit("-k", "-w", "-t", "30").returncode == 0

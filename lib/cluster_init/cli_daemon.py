@@ -29,6 +29,9 @@ def run_daemon(args):
             background=args.background,
         )
         if args.background:
+            if daemon.refused_at_start is not None:  # said here: the log is all it says later
+                say(f"warning: {daemon.refused_at_start.path} refused: running on the last good one,"
+                    f" {daemon.node.table.path}:\n{daemon.refused_at_start}")
             background.start(daemon)
         else:
             daemon.run()
