@@ -46,6 +46,7 @@ print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
     [
         ["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"],
         ["-S"], ["-S", "scramjet", "1"], ["-l"], ["-l", "hellogrp"], ["-k", "-w"],
+        ["--stop", "hellogrp", "hello1"], ["--start", "hellogrp", "hello1"],
     ],
 )
 def test_the_client_path_imports_nothing_heavy(node, argv):
@@ -80,6 +81,8 @@ def test_the_client_path_imports_nothing_heavy(node, argv):
         ["--list", "g"],
         ["-r", "g", "t"],
         ["--restart", "-s", "/y", "g", "t"],
+        ["--stop", "g", "t"],
+        ["--start", "-c", "/x", "g", "t"],
     ],
 )
 def test_the_quick_parse_agrees_with_argparse(argv):

@@ -279,3 +279,21 @@ def test_a_failed_test_rerun_by_hand_still_keeps_the_group_failed_until_told(rig
     assert why.failures(group) == [("*", "a test failed, or an entry could not start, at this level since it was told")]
     group.tell("run")
     assert group.state.value == "DONE"
+
+
+def test_a_crash_looping_entry_stopped_by_hand_fails_nothing_and_a_start_by_hand_starts_over(rig):
+    group = told(rig)
+    rig.exit("prep")
+    rig.advance(1)
+    exit_at_once(rig, "srv", 6)
+    assert group.state.value == "FAILED"
+    group.stop_entry("srv")  # clinit --stop web srv
+    assert group.machine("srv").stopped_by_hand and not group.machine("srv").crash_looping
+    assert group.state.value == "DONE", "a deliberate stop is no failure: the crash loop is over"
+    rig.exit("srv", signum=signal.SIGINT)
+    group.start_entry("srv")  # clinit --start web srv: its past exits are forgotten
+    assert group.machine("srv").state is S.RUNBG
+    rig.exit("srv", 1)  # a failed start, but the first since the start by hand
+    assert group.state.value == "DONE" and not group.machine("srv").crash_looping
+    rig.advance(1)
+    assert group.machine("srv").state is S.DONE and group.state.value == "DONE"

@@ -50,9 +50,9 @@ def run_daemon(args):
 
 
 def check(args):
-    """clinit --check: every problem of the cltab (exit 6) or a count (exit 0);
-    its warnings (setting names nobody knows) either way, -v or not; and which
-    output directories do not exist yet (the daemon makes them)."""
+    """clinit --check: every problem of the cltab (exit 6) or a count and the boot
+    levels (exit 0); its warnings (setting names nobody knows) either way, -v or not;
+    and which output directories do not exist yet (the daemon makes them)."""
     from .cltab import load_trusted
 
     try:
@@ -65,7 +65,8 @@ def check(args):
     for directory in _missing_output_directories(table):
         say(f"note: output directory {directory} does not exist yet (the daemon makes it, mode 0755, when an entry starts)")
     entries, groups = len(table.entries), len(table.groups())
-    print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}")
+    boot = "".join(f"; at boot, {group} {level}" for group, level in table.boot)
+    print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}{boot}")
     return EXIT_OK
 
 

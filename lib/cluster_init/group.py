@@ -15,23 +15,29 @@ Told a level, a group
    entries were all tests and all passed) or FAILED (a test failed, an
    entry could not be started, or a ``respawn`` entry is crash-looping:
    a settled group turns FAILED then too, and that FAILED alone heals
-   back to DONE once the entry is up; why.py says why).
+   back to DONE once the entry is up; why.py has these verdicts, and
+   says why in words).
 
 An entry in both the old and the new level keeps running untouched.
 A new level told in the middle of any of this redirects the group.
 HALT stops every entry and returns the group to CONFIGURED.  Each
 change of state is reported to ``observer(group)``.
+
+At rest (DONE, PASSED, FAILED), one entry of the level may be stopped
+by hand and kept stopped, or started again (``stop_entry``,
+``start_entry``; byhand.py): a deliberate stop changes nothing of the
+group's state; a test run again that fails makes it FAILED.
 """
 
 import logging
 
 from . import adopt, why
+from .why import Verdicts, must_wait_for as _must_wait_for
 from .machine import Machine
 from .process import Process
 from .states import (
     AT_REST_GROUP_STATES,
-    DONE_PROC_STATES,
-    STARTING_PROC_STATES,
+    SETTLED_GROUP_STATES,
     GroupEvent,
     GroupState,
     ProcState,
@@ -39,12 +45,8 @@ from .states import (
 
 log = logging.getLogger("cluster_init")
 
-def _must_wait_for(proc):
-    """True while the group must wait for ``proc`` before it settles (not for a crash loop)."""
-    return proc.busy or (proc.state in STARTING_PROC_STATES and not proc.crash_looping)
 
-
-class Group(Machine):
+class Group(Verdicts, Machine):
     """One resource group.  See the module docstring."""
 
     INITIAL = GroupState.CONFIGURED
@@ -84,6 +86,14 @@ class Group(Machine):
         """Take over what a dead predecessor left of this group (adopt.GroupPlan)."""
         self.post(GroupEvent.RESTORE, plan)
 
+    def stop_entry(self, tag):
+        """Stop entry ``tag`` of the level by hand and keep it stopped (only at rest)."""
+        self.post(GroupEvent.STOP_ENTRY, tag)
+
+    def start_entry(self, tag):
+        """Start entry ``tag`` of the level by hand, or run it again (only at rest)."""
+        self.post(GroupEvent.START_ENTRY, tag)
+
     def set_entries(self, entries):
         """Take the group's entries from a newly read cltab.
 
@@ -100,16 +110,6 @@ class Group(Machine):
         self.entries = tuple(entries)
         self._entry_by_tag = {entry.tag: entry for entry in self.entries}
         self._next_entries = None
-
-    def level_machines(self):
-        """The process machines of the level's entries, in file order."""
-        return self._level_procs()
-
-    @property
-    def stuck(self):
-        """Why the group is FAILED until it is told a level, or None: restored FAILED
-        after a crash, or a failed test or start of a wait, once or test entry."""
-        return self._stuck
 
     def _take_next_entries(self):
         if self._next_entries is not None:
@@ -180,27 +180,18 @@ class Group(Machine):
     def _continue_start(self, _proc):
         return self._start_next(None)
 
-    def _check_settled(self, proc):
-        """A settled group: one of its level's entries is crash-looping, or cannot be started again."""
+    def _stop_entry(self, tag):
+        proc = self._procs.get(tag)
         if proc is not None and self._is_level_proc(proc):
-            trouble = proc.trouble
-            if trouble is not None:
-                log.warning("group %s: %s:%s: %s: FAILED", self.name, self.name, proc.entry.tag, trouble)
-                return GroupEvent.ANY_FAILED
-        return None
+            proc.stop_by_hand()
 
-    def _check_healed(self, proc):
-        """A FAILED group heals when nothing sticks and every entry of its level is well again."""
-        if proc is None or not self._is_level_proc(proc) or self._stuck:
-            return None
-        procs = self._level_procs()
-        if any(_must_wait_for(p) for p in procs):
-            return None
-        verdict = self._verdict(procs)
-        return None if verdict is GroupEvent.ANY_FAILED else verdict
-
-    def _healed(self, _arg):
-        log.warning("group %s: its entries are up again: %s", self.name, self.state)
+    def _start_entry(self, tag):
+        proc = self._procs.get(tag)
+        if proc is not None and self._is_level_proc(proc) and proc.can_start_by_hand:
+            current = self._current_entry(tag)
+            if current is not None and current.runs_at(self.level):
+                proc.renew(current)  # nothing of it runs: it starts as the cltab has it now
+            proc.start_by_hand(self.level)
 
     def _restore(self, plan):
         """See adopt.py: adopt what remains, take what had run as run, then go on."""
@@ -238,18 +229,6 @@ class Group(Machine):
         if self._waiting_for:
             return None
         return self._verdict(self._level_procs())
-
-    def _verdict(self, procs):
-        """How the level's processes ``procs`` (none to wait for) settle the group."""
-        if any(why.sticks(proc) for proc in procs) and not self._stuck:
-            self._stuck = why.STUCK
-        if self._stuck or any(proc.trouble is not None for proc in procs):
-            return GroupEvent.ANY_FAILED
-        if procs and all(proc.state is ProcState.PASS for proc in procs):
-            return GroupEvent.ALL_PASSED
-        if all(proc.state in DONE_PROC_STATES for proc in procs):
-            return GroupEvent.ALL_DONE
-        return None
 
     def _stop_old(self, level):
         self._take_next_entries()
@@ -336,4 +315,7 @@ Group.TABLE = {
     (GroupState.HALTING, GroupEvent.PROC): (GroupState.HALTING, Group._check_halted),  # (+)
     (GroupState.HALTING, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
     (GroupState.HALTING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    # (+) clinit --stop and --start: one entry, only at rest; the group's state stays
+    **{(state, GroupEvent.STOP_ENTRY): (state, Group._stop_entry) for state in SETTLED_GROUP_STATES},
+    **{(state, GroupEvent.START_ENTRY): (state, Group._start_entry) for state in SETTLED_GROUP_STATES},
 }

@@ -29,6 +29,7 @@ adopted ``wait`` is done.
 
 import logging
 
+from .byhand import HAND_ROWS, HandControl
 from .crashloop import RespawnActions, Respawns
 from .machine import Machine
 from .remains import Remains
@@ -40,9 +41,10 @@ log = logging.getLogger("cluster_init")
 _MODE_VERDICTS = {mode: ProcEvent[mode.upper()] for mode in ("wait", "once", "respawn", "test", "off")}
 
 
-class Process(RespawnActions, Machine):
+class Process(HandControl, RespawnActions, Machine):
     """One cltab entry's process.  See the module docstring (crashloop.py has the
-    actions of a respawn entry's starts and exits, and ``trouble``)."""
+    actions of a respawn entry's starts and exits, and ``trouble``; byhand.py those
+    of a stop and a start by hand)."""
 
     INITIAL = ProcState.CONFIGURED
 
@@ -152,6 +154,7 @@ class Process(RespawnActions, Machine):
 
     # actions
     def _check_mode(self, level):
+        self.stopped_by_hand = False  # any start ends a stop by hand (byhand.py)
         if level is not None:
             self.level = level
         return _MODE_VERDICTS[self.entry.mode]
@@ -333,4 +336,5 @@ Process.TABLE = {
     (ProcState.STOPPING, ProcEvent.RESTART): (ProcState.STOPPING, Process._restart_later),
     (ProcState.LINGERING, ProcEvent.RESTART): (ProcState.LINGERING, Process._restart_later),
     (ProcState.CONFIGURED, ProcEvent.RESTART): (ProcState.CONFIGURED, Process._restart_now),
+    **HAND_ROWS,  # (+) clinit --stop and --start: byhand.py
 }

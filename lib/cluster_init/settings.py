@@ -16,6 +16,7 @@ import os
 from .errors import CltabError
 
 DEFAULT_CLTAB = "/etc/cltab"
+CLTAB_VARIABLE = "CLINIT_CLTAB"  # names the cltab when none is given (-c, cltab=)
 MAX_CLTAB_BYTES = 16 * 1024 * 1024
 PREFIXES = (":::", "::override:")
 
@@ -39,6 +40,10 @@ DEFAULT_SETTINGS = {
     "start_limit_burst": 5,  # exits within start_limit_interval that make a crash loop (0: off)
     "start_limit_interval": 10.0,  # seconds
 }
+# names of ``:::NAME:...`` lines that are not settings: each line names what it is
+# about, and has a meaning and checks of its own (cltab.py); ``boot`` is
+# ``:::boot:GROUP:LEVEL``, the level a group is told when the daemon starts
+LINE_KINDS = ("boot",)
 # paths relative to the directory clinit -d was started from
 PATH_SETTINGS = ("socket", "clstat", "log", "pidfile")
 CLIENT_SETTINGS = ("socket", "clstat")  # what the clinit command reads of a cltab
@@ -53,6 +58,13 @@ _NUMBERS = {
     "start_limit_burst": int,
     "start_limit_interval": float,
 }
+
+
+def default_cltab(environ=None):
+    """The cltab to use when none is named: $CLINIT_CLTAB when it is set and not
+    empty (as /etc/default/clinit sets it for the service), else /etc/cltab."""
+    environ = os.environ if environ is None else environ
+    return environ.get(CLTAB_VARIABLE) or DEFAULT_CLTAB
 
 
 def parse_setting(line):
@@ -168,7 +180,9 @@ def scan(text, path, check=CLIENT_SETTINGS):
         if setting is not None:
             name, value = setting
             number = text.count("\n", 0, start) + 1
-            if name not in DEFAULT_SETTINGS:
+            if name in LINE_KINDS:
+                pass  # not a setting: the daemon's and --check's (cltab.py)
+            elif name not in DEFAULT_SETTINGS:
                 unknown.append((number, unknown_name_message(name)))
             elif name in check:
                 try:
