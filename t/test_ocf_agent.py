@@ -531,3 +531,15 @@ def test_readme_cib_xml_is_a_valid_configuration():
     assert agent.get("type") == "group"
     depth = agent.find(".//op/instance_attributes/nvpair[@name='OCF_CHECK_LEVEL']")
     assert depth is not None and depth.get("value") == "10"
+
+
+def test_a_boot_line_fails_start_also_while_a_daemon_runs(rig):
+    """Not a broken file: one the daemon's last good cltab would not make right."""
+    started(rig)
+    with open(rig.node.cltab, encoding="utf-8") as stream:
+        text = stream.read()
+    rig.node.write_cltab(text + ":::boot:web:run\n")
+    done = rig.agent("start")
+    assert done.returncode == OCF_ERR_CONFIGURED
+    assert "gives group web a boot level" in reason(done)
+    rig.node.write_cltab(text)
