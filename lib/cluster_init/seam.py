@@ -69,6 +69,12 @@ class System(Protocol):
         """The pids of the processes that carry these marks and are ours: they descend
         from us, or run as ``uid`` (None: our own uid) (marks.py)."""
 
+    def leftovers(self, daemon_id: str) -> List[Any]:
+        """What a shutdown must stop beside the entries: every live process that carries
+        that daemon identity and descends from this process (of any uid when we run as
+        root, else of ours), or, not descending from it (a crashed predecessor's), runs
+        as our own uid; as marks.Found."""
+
     def find_marked(self, daemon_id: str, uids: Optional[Set[int]] = None) -> List[Any]:
         """Every live process that carries that daemon identity and runs as one of
         ``uids`` (None: our own uid), as marks.Found (what a new daemon adopts:

@@ -59,6 +59,13 @@ def _ours(uid):
     return marks.Ours({os.getuid() if uid is None else uid}, os.getpid())
 
 
+def _owned_by(pid, uid):
+    try:
+        return marks.owner(pid) == uid
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 class RealSystem:
     """The operating system, as the daemon uses it (seam.System has the contracts)."""
 
@@ -107,6 +114,15 @@ class RealSystem:
 
     def marked(self, daemon_id, group, tag, uid=None):
         return [found.pid for found in marks.scan(daemon_id, None, group, tag, ours=_ours(uid))]
+
+    def leftovers(self, daemon_id):
+        me, euid = os.getpid(), os.geteuid()
+        found = marks.scan(daemon_id, None if euid == 0 else os.getuid())
+        return [
+            process
+            for process in found
+            if procfs.descends_from(process.pid, me) or _owned_by(process.pid, euid)
+        ]
 
     def find_marked(self, daemon_id, uids=None):
         return marks.scan(daemon_id, None, ours=marks.Ours({os.getuid()} if uids is None else uids))
