@@ -329,8 +329,8 @@ def test_trusted_symlinks_on_the_way_are_followed(node, public):
     assert started.returncode == 0, started.stderr
     try:
         assert node.settle("g", "1") == "DONE"
-        made = sorted(os.listdir(public / "run" / "clinit"))
-        assert made == ["clinit.log", "clinit.pid", "clinit.s", "clinit.s.lock", "clstat"], made
+        made = set(os.listdir(public / "run" / "clinit"))
+        assert {"clinit.log", "clinit.pid", "clinit.s", "clinit.s.lock", "clstat"} <= made, made
     finally:
         assert node.clinit("-k", "-w", "-t", "30").returncode == 0
 

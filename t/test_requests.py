@@ -193,6 +193,7 @@ def test_a_bug_in_a_verb_is_an_internal_error(rig, logged, monkeypatch):
 
 
 MOVING = """\
+:::start_seconds:0
 g:a:1:respawn:serve
 g:w:2:wait:prepare
 g:b:2:respawn:serve2
