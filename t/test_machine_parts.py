@@ -33,15 +33,31 @@ def test_reconfigure_takes_timing_kill_mode_directory_and_output():
     assert ctx.output == "/srv/start/out/%g.%t.log"
     ctx.reconfigure(table())
     assert ctx.timing == Timing() and ctx.kill_mode == "group"
-    assert ctx.directory == "/srv/start" and ctx.output is None, "a foreground daemon's own output"
+    assert ctx.directory == "/srv/start"
+    assert ctx.output == "/var/log/%g.%t.log", "no terminal: each entry's own file beside the log"
 
 
-def test_in_the_background_children_write_to_the_log():
+def test_on_a_terminal_children_write_where_the_daemon_writes():
     system = FakeSystem()
-    ctx = Context(system, Registry(system), start_dir="/", log_path="/var/log/clinit.log", background=True)
+    ctx = Context(system, Registry(system), start_dir="/", log_path="/var/log/clinit/clinit.log", terminal=True)
     ctx.reconfigure(table())
-    assert ctx.output == "/var/log/clinit.log"
+    assert ctx.output is None, "a foreground daemon on a terminal: its own output"
+    ctx.reconfigure(table("output:/o/%g.%t"))
+    assert ctx.output == "/o/%g.%t", ":::output: wins"
+
+
+def test_in_the_background_each_entry_writes_to_its_own_file_beside_the_log():
+    system = FakeSystem()
+    ctx = Context(system, Registry(system), start_dir="/", log_path="/var/log/clinit/clinit.log",
+                  background=True, terminal=True)
+    ctx.reconfigure(table())
+    assert ctx.output == "/var/log/clinit/%g.%t.log"
+    (entry,) = table().entries
+    assert ctx.output_of(entry) == "/var/log/clinit/g.t1.log"
     assert child_settings(table("output:/o/%t"), "/", {"log": "/l"}, True) == ("/", "/o/%t")
+    assert child_settings(table(), "/", {"log": "/100%good/log"}, True)[1] == "/100%%good/%g.%t.log", (
+        "a % in the log's directory stays a %"
+    )
 
 
 def test_spawn_arguments_carry_the_marks_and_the_output_file():
@@ -52,6 +68,7 @@ def test_spawn_arguments_carry_the_marks_and_the_output_file():
     assert arguments["command"] == "true" and arguments["directory"] == "/d"
     assert arguments["output"] == "/o/g.t1.log"
     assert arguments["env"] == {"PATH": "/bin", "CLINIT_GROUP": "g", "CLINIT_TAG": "t1", "CLINIT_LEVEL": "1"}
+    assert arguments["user"] is None and arguments["output_group"] is None
     assert ctx.environ == {"PATH": "/bin"}, "the children's environment is copied, not changed"
 
 

@@ -1,7 +1,8 @@
 """The forms of the command that talk to a running daemon.
 
 A tell (``GROUP LEVEL``, with ``-w``: and wait), a reread (no words),
-``-k`` (with ``-w``: until the daemon has exited), ``-l`` and ``-r``.
+``-k`` (with ``-w``: until the daemon has exited), ``-l``, ``-r`` and
+``--output`` (cli_output.py).
 ``run`` finds the socket, does what was asked and turns every error
 into the command's exit status (clinit(8), EXIT STATUS).  Each mode is
 a row of VERBS; the next verbs join there.
@@ -126,6 +127,12 @@ def _restart(client, args):
     return EXIT_OK
 
 
+def _output(client, args):
+    from . import cli_output
+
+    return cli_output.show(client, args)
+
+
 def _reread(client, _args):
     _print_warnings(client.request("reread").warnings)
     return EXIT_OK
@@ -135,6 +142,7 @@ def _reread(client, _args):
 VERBS = (
     ("list", _list),
     ("restart", _restart),
+    ("output", _output),
     ("kill", _kill),
 )
 

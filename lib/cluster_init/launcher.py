@@ -21,7 +21,14 @@ one child is arranged in the daemon for all of them:
 
 Output files are opened for each spawn and closed once the child has
 them: a rotated file is opened anew by the next child, and the daemon
-holds no descriptor per entry.
+holds no descriptor per entry.  With a socket group, they are given
+that group (mode 0640), so that whoever may command the daemon may read
+what its entries print (``clinit --output``).
+
+An entry that runs as another user (``:::user:``) takes the user path
+instead of posix_spawn: its identity is looked up at each start (users.py;
+a lookup that fails fails that start, with its reason), and it is
+started by fork, a change of ids and exec (forkexec.py).
 """
 
 import contextlib
@@ -29,8 +36,11 @@ import logging
 import os
 import resource
 import signal
+import stat
 
+from . import users
 from .errors import SpawnError
+from .forkexec import spawn_as
 from .spawn import Spawner
 from .trust import open_append
 
@@ -60,11 +70,38 @@ def _directory_problem(directory):
     return None
 
 
-def _open_output(path):
+def _open_output(path, group=None):
     try:
-        return open_append(path)
+        fd = open_append(path)
     except OSError as error:
         raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
+    if group is not None:
+        _share(fd, group)
+    return fd
+
+
+def _share(fd, group):
+    """Give the output file ``fd`` the group ``group``, readable by it (0640)."""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return
+        if info.st_gid != group:
+            os.fchown(fd, -1, group)
+        if stat.S_IMODE(info.st_mode) & 0o040 == 0:
+            os.fchmod(fd, stat.S_IMODE(info.st_mode) | 0o040)
+    except OSError as error:
+        logging.getLogger("cluster_init").warning(
+            "cannot give an output file to group %d: %s", group, error.strerror or error
+        )
+
+
+def identity_of(user):
+    """The users.Identity an entry's ``user`` names now; SpawnError saying why not."""
+    try:
+        return users.lookup(user)
+    except (users.NoSuchUser, users.LookupFailed) as error:
+        raise SpawnError(str(error) if isinstance(error, users.NoSuchUser) else error.strerror) from None
 
 
 class Launcher:
@@ -131,17 +168,21 @@ class Launcher:
                 raise SpawnError(f"cannot change to directory {directory}: {error.strerror}") from None
             self._directory = directory
 
-    def spawn(self, path, argv, env, directory=None, output=None):
+    def spawn(self, path, argv, env, directory=None, output=None, identity=None, output_group=None):
         """Start ``path`` with ``argv`` and ``env``: its pid once it has been exec'ed
-        (seam.System.spawn says what the child gets); SpawnError if it could not be."""
+        (seam.System.spawn says what the child gets); SpawnError if it could not be.
+        ``identity`` (users.Identity) other than ours takes the user path."""
         if self._null is None:
             self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         spawner = self._spawner
-        if directory is not None and not (spawner.available and spawner.chdir_in_child):
+        as_user = identity is not None and not identity.is_current()
+        if directory is not None and not as_user and not (spawner.available and spawner.chdir_in_child):
             self._change_directory(directory)
-        out = 1 if output is None else _open_output(output)
+        out = 1 if output is None else _open_output(output, output_group)
         err = 2 if output is None else out
         try:
+            if as_user:
+                return spawn_as(identity, path, argv, env, (self._null, out, err), directory)
             if spawner.available:
                 return spawner.spawn(path, argv, env, self._null, out, err, directory)
             return self._python_posix_spawn(path, argv, env, out, err)

@@ -3,14 +3,29 @@
 The daemon builds the rows (``row``); the command prints them as an
 aligned table with a header on a terminal, and as tab-separated fields
 without a header otherwise (``render``), so that ``cut`` and ``awk``
-work.  The fields are protocol.LIST_FIELDS.
+work.  The fields are protocol.LIST_FIELDS; the last two are the user
+the entry runs as and the last line it printed (``last_output``, which
+a failure report may show too).
 """
 
 from .protocol import LIST_FIELDS
 from .waitstatus import last_exit
 
 SINCE = LIST_FIELDS.index("since")
-HEADER = ("GROUP", "TAG", "LEVELS", "MODE", "STATE", "PID", "STARTS", "LAST", "SINCE", "NOTE")
+HEADER = ("GROUP", "TAG", "LEVELS", "MODE", "STATE", "PID", "STARTS", "LAST", "SINCE", "NOTE", "USER", "OUTPUT")
+
+
+def output_file(entry, proc, ctx):
+    """The file ``entry``'s output goes to: its machine's (``proc``) last start's, else
+    where it would go now; None when it writes where the daemon writes."""
+    started = proc.output_file if proc is not None else None
+    return started or ctx.output_of(entry)
+
+
+def last_output(entry, proc, ctx):
+    """The last line ``entry`` printed (outputs.clean: no control characters), or None."""
+    path = output_file(entry, proc, ctx)
+    return ctx.system.last_line(path) if path is not None else None
 
 
 def row(entry, proc, ctx, now, left=False):
@@ -40,6 +55,8 @@ def row(entry, proc, ctx, now, left=False):
         last_exit(history.status if history is not None else None),
         str(int(now - proc.since)) if proc is not None else "-",
         "; ".join(notes) or "-",
+        entry.user or "-",
+        (last_output(entry, proc, ctx) if proc is not None else None) or "-",
     )
 
 

@@ -176,7 +176,16 @@ class Node:
         by their marks) and ``old_rows``, the ``(group, level, state)`` rows of its
         clstat (adopt.py plans what each group becomes)."""
         system = self.ctx.system
-        found = system.find_marked(self.ctx.daemon_id)
+        found = system.find_marked(self.ctx.daemon_id, self._user_uids())
+        found, strangers = adopt.foreign(found, self.table, self.ctx.uid)
+        for process in strangers:
+            log.warning(
+                "not adopting pid %d (%s:%s): it runs as uid %s, not as its entry's user",
+                process.pid,
+                process.group,
+                process.tag,
+                process.uid,
+            )
         plans = adopt.plan(found, self.table, old_rows)
         if not plans:
             return
@@ -191,6 +200,10 @@ class Node:
             log.warning("pidfds are not available here (Linux 5.3 or later has them): stopping what it left")
         for plan in plans:
             self._restore_group(plan, pidfds)
+
+    def _user_uids(self):
+        """The uids the cltab's entries run as (``:::user:``), besides our own."""
+        return sorted({line.uid for line in self.table.users if line.uid is not None})
 
     def _restore_group(self, plan, pidfds):
         group = self._group(plan.name, entries=() if not plan.in_cltab else None)

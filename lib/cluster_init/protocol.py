@@ -25,6 +25,9 @@ Requests::
                           separated by tabs (see LIST_FIELDS)
     restart GROUP TAG  stop one entry gracefully and start it again
                        -> ok restarting GROUP:TAG
+    output GROUP TAG   the file the entry's output goes to
+                       -> ok output of GROUP:TAG, then the path alone on a line
+                       -> error GROUP:TAG writes where the daemon writes ...
     shutdown           halt every group, then exit
                        -> ok all groups halting
     ping               -> ok clinit VERSION pid PID
@@ -63,12 +66,15 @@ VERBS = {
     "status": ((), 0),
     "list": (("group",), 1),
     "restart": (("group", "tag"), 0),
+    "output": (("group", "tag"), 0),
     "shutdown": ((), 0),
     "ping": ((), 0),
 }
 
 # the fields of a "list" data line, in order
-LIST_FIELDS = ("group", "tag", "levels", "mode", "state", "pid", "starts", "last_exit", "since", "note")
+LIST_FIELDS = (
+    "group", "tag", "levels", "mode", "state", "pid", "starts", "last_exit", "since", "note", "user", "output",
+)
 
 
 class ProtocolError(ValueError):

@@ -24,9 +24,9 @@ PREFIXES = (":::", "::override:")
 DEFAULT_SETTINGS = {
     "socket": "/var/run/clinit/clinit.s",
     "clstat": "/var/run/clinit/clstat",
-    "log": "/var/run/clinit/log",
+    "log": "/var/log/clinit/clinit.log",  # the Perl clinit's /var/run/clinit/log is a tmpfs
     "pidfile": "/var/run/clinit/clinit.pid",
-    "output": None,  # children's stdout and stderr; %g group, %t tag
+    "output": None,  # children's stdout and stderr; %g group, %t tag (see context.child_settings)
     "directory": None,  # children's working directory: where clinit -d started
     "socket_group": None,  # a group whose members may use the socket too
     "kill_mode": "group",  # how far a stop reaches: group, or all (every marked process)
@@ -39,6 +39,8 @@ DEFAULT_SETTINGS = {
 # paths relative to the directory clinit -d was started from
 PATH_SETTINGS = ("socket", "clstat", "log", "pidfile")
 CLIENT_SETTINGS = ("socket", "clstat")  # what the clinit command reads of a cltab
+# lines that look like settings but name an entry, each its own structure (cltab.py)
+ENTRY_LINES = ("user",)  # :::user:GROUP:TAG:USER[:UNIXGROUP]
 KILL_MODES = ("group", "all")
 _NUMBERS = {
     "term_delay": float,
@@ -162,7 +164,9 @@ def scan(text, path, check=CLIENT_SETTINGS):
         if setting is not None:
             name, value = setting
             number = text.count("\n", 0, start) + 1
-            if name not in DEFAULT_SETTINGS:
+            if name in ENTRY_LINES:
+                pass  # the daemon's (cltab.py)
+            elif name not in DEFAULT_SETTINGS:
                 unknown.append((number, unknown_name_message(name)))
             elif name in check:
                 try:

@@ -14,8 +14,8 @@ import os
 import select
 import time
 
-from . import marks, procfs
-from .launcher import Launcher
+from . import marks, outputs, procfs
+from .launcher import Launcher, identity_of
 
 SHELL = "/bin/sh"
 PR_SET_CHILD_SUBREAPER = 36
@@ -45,8 +45,12 @@ class RealSystem:
         self._launcher = Launcher()
 
     # starting children (launcher.py)
-    def spawn(self, command, env, directory=None, output=None):
-        return self._launcher.spawn(SHELL, [SHELL, "-c", command], env, directory, output)
+    def spawn(self, command, env, directory=None, output=None, user=None, output_group=None):
+        identity = None
+        if user is not None:
+            identity = identity_of(user)  # looked up at each start: SpawnError when it cannot be
+            env = {**env, **identity.environ()}
+        return self._launcher.spawn(SHELL, [SHELL, "-c", command], env, directory, output, identity, output_group)
 
     def spawning(self):
         return self._launcher.spawning()
@@ -86,8 +90,12 @@ class RealSystem:
         uid = None if os.geteuid() == 0 else os.getuid()  # root signals what dropped privileges too
         return [found.pid for found in marks.scan(daemon_id, uid, group, tag)]
 
-    def find_marked(self, daemon_id):
-        return marks.scan(daemon_id, os.getuid())
+    def find_marked(self, daemon_id, uids=None):
+        return marks.scan(daemon_id, {os.getuid(), *(uids or ())})
+
+    # what the entries print
+    def last_line(self, path):
+        return outputs.last_line(path)
 
     # watching and collecting
     def watch_process(self, pid):

@@ -1,0 +1,58 @@
+"""What an entry printed last: the last line of its output file, fit to be shown.
+
+``clinit -l`` (and a ``-w`` that reports a failure) shows each entry's
+last output line.  ``last_line`` reads only the end of the file (at most
+TAIL_BYTES), opened so that it never blocks (safepath.py: a FIFO planted
+at the path is refused, a root daemon follows no untrusted symlink), and
+``clean`` makes the line safe to put on one line of an operator's
+terminal or of a tab-separated listing: terminal escape sequences and
+every control or invisible character go (a tab becomes a space), what a
+carriage return overwrote goes (a progress bar shows its last state),
+and the line is cut at MAX_CHARS.
+"""
+
+import os
+import re
+
+from . import safepath
+
+TAIL_BYTES = 4096
+MAX_CHARS = 160
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+
+
+def clean(text):
+    """``text`` (one line) without escape sequences, control or invisible characters,
+    what a carriage return overwrote, and cut at MAX_CHARS ("..." marks a cut)."""
+    text = _ESCAPES.sub("", text).rstrip("\r")
+    text = text.rsplit("\r", 1)[-1]
+    text = "".join(" " if char == "\t" else char for char in text if char == "\t" or char.isprintable())
+    text = text.strip()
+    if len(text) > MAX_CHARS:
+        text = text[: MAX_CHARS - 3].rstrip() + "..."
+    return text
+
+
+def last_line(path):
+    """The last non-blank line of the file ``path``, cleaned; None when there is none, or
+    the file cannot be read (missing, not a regular file, not ours to read)."""
+    try:
+        fd = safepath.open_read(path)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        start = max(0, size - TAIL_BYTES)
+        data = os.pread(fd, size - start, start)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    lines = data.split(b"\n")
+    if start > 0:
+        lines = lines[1:] or lines  # the first may be the end of a longer line
+    for raw in reversed(lines):
+        line = clean(raw.decode("utf-8", "replace"))
+        if line:
+            return line
+    return None
