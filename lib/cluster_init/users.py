@@ -122,8 +122,9 @@ def _libc():
     return _LIBC
 
 
-def _ask(function, name, structure, what):
-    """``function(name, &entry, buffer, size, &result)``: the entry, NoSuchUser, or LookupFailed."""
+def _ask(function, name, structure, what, take):
+    """``take(entry)`` of ``function(name, &entry, buffer, size, &result)`` (taken while
+    the buffer its strings point into lives); NoSuchUser, or LookupFailed."""
     entry = structure()
     result = ctypes.POINTER(structure)()
     size = 4096
@@ -137,16 +138,18 @@ def _ask(function, name, structure, what):
             raise LookupFailed(code, f"cannot look up {what} {name!r}: {os.strerror(code)}")
         if not result:
             raise NoSuchUser(f"no such {what} {name!r}")
-        return entry
+        return take(entry)
 
 
 def _user(name):
-    entry = _ask(_libc().getpwnam_r, name, _Passwd, "user")
-    return entry.pw_uid, entry.pw_gid, os.fsdecode(entry.pw_dir or b"/")
+    """``(uid, gid, home)`` of user ``name``."""
+    return _ask(
+        _libc().getpwnam_r, name, _Passwd, "user", lambda e: (e.pw_uid, e.pw_gid, os.fsdecode(e.pw_dir or b"/"))
+    )
 
 
 def _group(name):
-    return _ask(_libc().getgrnam_r, name, _Group, "group").gr_gid
+    return _ask(_libc().getgrnam_r, name, _Group, "group", lambda entry: entry.gr_gid)
 
 
 def lookup(text):
