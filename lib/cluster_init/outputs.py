@@ -34,8 +34,9 @@ def clean(text):
 
 
 def last_line(path):
-    """The last non-blank line of the file ``path``, cleaned; None when there is none, or
-    the file cannot be read (missing, not a regular file, not ours to read)."""
+    """The last non-blank line of the file ``path``, cleaned (the end of it, if it is
+    longer than TAIL_BYTES); None when there is none, or the file cannot be read
+    (missing, not a regular file, not ours to read)."""
     try:
         fd = safepath.open_read(path)
     except OSError:
@@ -48,10 +49,7 @@ def last_line(path):
         return None
     finally:
         os.close(fd)
-    lines = data.split(b"\n")
-    if start > 0:
-        lines = lines[1:] or lines  # the first may be the end of a longer line
-    for raw in reversed(lines):
+    for raw in reversed(data.split(b"\n")):  # the first may be the end of a longer line
         line = clean(raw.decode("utf-8", "replace"))
         if line:
             return line
