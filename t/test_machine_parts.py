@@ -191,3 +191,14 @@ def test_a_group_shows_its_machines_by_tag():
     (tag, proc), = group.machines()
     assert tag == "test1" and group.machine("test1") is proc and proc.entry.tag == "test1"
     assert group.machine("nosuch") is None
+
+
+def test_output_files_are_shared_with_the_socket_group_but_never_the_log():
+    system = FakeSystem()
+    ctx = Context(system, Registry(system), start_dir="/", log_path="/l/clinit.log", output_group=42)
+    (entry,) = table().entries
+    ctx.reconfigure(table())
+    assert ctx.spawn_arguments(entry, "1")["output_group"] == 42
+    ctx.reconfigure(table("output:/l/clinit.log"))  # the Perl-era way: children write into the log
+    arguments = ctx.spawn_arguments(entry, "1")
+    assert arguments["output"] == "/l/clinit.log" and arguments["output_group"] is None

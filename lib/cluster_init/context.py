@@ -94,13 +94,14 @@ class Context:
             CLINIT_TAG=entry.tag,
             CLINIT_LEVEL=level if level is not None else "",
         )
+        output = output_path(self.output, entry)
         return {
             "command": entry.command,
             "env": env,
             "directory": self.directory,
-            "output": output_path(self.output, entry),
+            "output": output,
             "user": entry.user,
-            "output_group": self.output_group,
+            "output_group": None if output == self.log_path else self.output_group,  # the log stays ours
         }
 
     def history_of(self, entry):

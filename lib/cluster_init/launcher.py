@@ -171,11 +171,12 @@ class Launcher:
     def spawn(self, path, argv, env, directory=None, output=None, identity=None, output_group=None):
         """Start ``path`` with ``argv`` and ``env``: its pid once it has been exec'ed
         (seam.System.spawn says what the child gets); SpawnError if it could not be.
-        ``identity`` (users.Identity) other than ours takes the user path."""
+        ``identity`` (users.Identity) other than ours takes the user path (root only:
+        another daemon runs its entries as itself, the only user cltab.py lets it name)."""
         if self._null is None:
             self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         spawner = self._spawner
-        as_user = identity is not None and not identity.is_current()
+        as_user = identity is not None and os.geteuid() == 0 and not identity.is_current()
         if directory is not None and not as_user and not (spawner.available and spawner.chdir_in_child):
             self._change_directory(directory)
         out = 1 if output is None else _open_output(output, output_group)

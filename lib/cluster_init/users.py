@@ -44,11 +44,11 @@ class Identity:
         return {"HOME": self.home or "/", "USER": self.name, "LOGNAME": self.name}
 
     def is_current(self):
-        """True when this is who we already are (no change of ids needed)."""
+        """True when this is exactly who we are: uid, gid and supplementary groups."""
         return (
             self.uid == os.geteuid() == os.getuid()
             and self.gid == os.getegid() == os.getgid()
-            and set(self.groups) <= set(os.getgroups()) | {self.gid}
+            and set(self.groups) | {self.gid} == set(os.getgroups()) | {self.gid}
         )
 
     def __repr__(self):
