@@ -42,7 +42,7 @@ class FakeSystem:
     ``pidfds = False`` plays a kernel without pidfds; ``boot_time`` is
     what ``booted_at()`` says (0: it cannot be told); ``limits`` what
     ``raise_open_files_limit()`` finds; ``lines`` maps an output file's
-    path to its last line (``last_line``); ``marked_uids`` records the
+    path to its last line (``last_lines``); ``marked_uids`` records the
     uids each ``find_marked`` was asked to look at besides ours.
     """
 
@@ -116,8 +116,8 @@ class FakeSystem:
         self.marked_uids.append(sorted(uids or ()))
         return list(self.found)
 
-    def last_line(self, path):
-        return self.lines.get(path)
+    def last_lines(self, paths):
+        return {path: self.lines[path] for path in paths if path in self.lines}
 
     def watch_process(self, pid):
         if not self.pidfds:

@@ -25,11 +25,19 @@ def output_file(entry, proc, ctx):
 def last_output(entry, proc, ctx):
     """The last line ``entry`` printed (outputs.clean: no control characters), or None."""
     path = output_file(entry, proc, ctx)
-    return ctx.system.last_line(path) if path is not None else None
+    return ctx.system.last_lines([path]).get(path) if path is not None else None
 
 
-def row(entry, proc, ctx, now, left=False):
-    """The fields of one entry (``proc`` its machine, or None; ``left``: it left the cltab)."""
+def last_outputs(listed, ctx):
+    """``{path: last line}`` for the ``(entry, proc)`` pairs ``listed`` that have a
+    machine (read in one go: ``row`` takes it as ``lines``)."""
+    paths = [output_file(entry, proc, ctx) for entry, proc in listed if proc is not None]
+    return ctx.system.last_lines([path for path in paths if path is not None])
+
+
+def row(entry, proc, ctx, now, left=False, lines=None):
+    """The fields of one entry (``proc`` its machine, or None; ``left``: it left the cltab;
+    ``lines``: ``last_outputs``, when the caller read them for many rows)."""
     history = ctx.history.get((entry.group, entry.tag))
     notes = []
     if proc is not None:
@@ -56,8 +64,16 @@ def row(entry, proc, ctx, now, left=False):
         str(int(now - proc.since)) if proc is not None else "-",
         "; ".join(notes) or "-",
         entry.user or "-",
-        (last_output(entry, proc, ctx) if proc is not None else None) or "-",
+        _last(entry, proc, ctx, lines) or "-",
     )
+
+
+def _last(entry, proc, ctx, lines):
+    if proc is None:
+        return None
+    if lines is None:
+        return last_output(entry, proc, ctx)
+    return lines.get(output_file(entry, proc, ctx))
 
 
 def duration(seconds):

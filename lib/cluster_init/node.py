@@ -255,11 +255,11 @@ class Node:
         """The ``clinit -l`` fields (protocol.LIST_FIELDS) of every entry of ``names``
         (default: every group)."""
         now = self.ctx.system.now()
-        return [
-            listing.row(entry, proc, self.ctx, now, left)
-            for name in (self.names() if names is None else names)
-            for entry, proc, left in self.entries_and_machines(name)
+        listed = [
+            item for name in (self.names() if names is None else names) for item in self.entries_and_machines(name)
         ]
+        lines = listing.last_outputs([(entry, proc) for entry, proc, _left in listed], self.ctx)
+        return [listing.row(entry, proc, self.ctx, now, left, lines) for entry, proc, left in listed]
 
     def dump(self):
         """SIGUSR1: the state of every group and of every entry (as clinit -l has it), to the log."""

@@ -33,6 +33,33 @@ def clean(text):
     return text
 
 
+def last_lines(paths):
+    """``{path: its last_line}`` for each of ``paths`` that has one; each directory is
+    walked once (safepath.open_directory), however many of its files are read."""
+    found = {}
+    by_directory = {}
+    for path in dict.fromkeys(paths):
+        directory, name = safepath.split(path)
+        by_directory.setdefault(directory, []).append((path, name))
+    for directory, files in by_directory.items():
+        try:
+            dir_fd = safepath.open_directory(directory)
+        except OSError:
+            continue
+        try:
+            for path, name in files:
+                try:
+                    fd = safepath.open_beneath(dir_fd, name, os.O_RDONLY, shown=path)
+                except OSError:
+                    continue
+                line = _last_line_of(fd)
+                if line is not None:
+                    found[path] = line
+        finally:
+            os.close(dir_fd)
+    return found
+
+
 def last_line(path):
     """The last non-blank line of the file ``path``, cleaned (the end of it, if it is
     longer than TAIL_BYTES); None when there is none, or the file cannot be read
@@ -41,6 +68,11 @@ def last_line(path):
         fd = safepath.open_read(path)
     except OSError:
         return None
+    return _last_line_of(fd)
+
+
+def _last_line_of(fd):
+    """``last_line`` of the open file ``fd``, which is closed."""
     try:
         size = os.fstat(fd).st_size
         start = max(0, size - TAIL_BYTES)

@@ -79,9 +79,9 @@ class System(Protocol):
         a new daemon adopts)."""
 
     # what the entries print
-    def last_line(self, path: str) -> Optional[str]:
-        """The last line written to the output file ``path``, without control characters
-        (outputs.py); None when there is none, or the file cannot be read."""
+    def last_lines(self, paths: List[str]) -> Dict[str, str]:
+        """``{path: the last line written to it}`` for each output file of ``paths`` that
+        has one and can be read, without control characters (outputs.py)."""
 
     # watching and collecting
     def watch_process(self, pid: int) -> Optional[Any]:

@@ -94,8 +94,8 @@ class RealSystem:
         return marks.scan(daemon_id, {os.getuid(), *(uids or ())})
 
     # what the entries print
-    def last_line(self, path):
-        return outputs.last_line(path)
+    def last_lines(self, paths):
+        return outputs.last_lines(paths)
 
     # watching and collecting
     def watch_process(self, pid):
