@@ -162,7 +162,7 @@ def build_parser():
     add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
     add("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
-    add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state")
+    add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state, note, user, last output line")
     add("-S", "--status", action="store_true", help="print the status from clstat, GROUP [LEVEL] filtered, and exit as an LSB status action (0 1 3 4)")
     add("--clstat", metavar="CLSTAT", help="with -S: read this clstat (another node's, say) instead of the cltab's")
     add("-r", "--restart", action="store_true", help="stop the entry GROUP TAG gracefully and start it again at its group's level")
