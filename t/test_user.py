@@ -286,3 +286,40 @@ def test_after_kill_9_the_users_entry_is_adopted_not_duplicated(node):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def children_of_this_process():
+    me = str(os.getpid())
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", encoding="ascii") as stream:
+                    fields = stream.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me:
+                found.append(int(name))
+    return found
+
+
+def test_the_fork_path_says_what_failed_and_leaves_no_child(tmp_path):
+    from cluster_init import forkexec
+
+    needs_nobody()
+    identity = users.lookup("nobody")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    before = children_of_this_process()
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        with pytest.raises(SpawnError, match=r"^cannot exec /nonexistent/sh: No such file or directory$"):
+            forkexec.spawn_as(identity, "/nonexistent/sh", ["sh"], {}, (null, null, null), "/")
+        with pytest.raises(SpawnError, match=rf"^cannot change to directory {private} as nobody: Permission denied$"):
+            forkexec.spawn_as(identity, "/bin/sh", ["sh", "-c", "true"], {}, (null, null, null), str(private))
+        too_many = users.Identity("nobody", identity.uid, identity.gid, range(100000, 170000), "/")
+        with pytest.raises(SpawnError, match=r"^cannot become nobody: "):
+            forkexec.spawn_as(too_many, "/bin/sh", ["sh", "-c", "true"], {}, (null, null, null), "/")
+    finally:
+        os.close(null)
+    assert children_of_this_process() == before, "a child that failed before its exec is reaped at once"
