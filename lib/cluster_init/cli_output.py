@@ -140,10 +140,7 @@ def follow(path, fd, offset, write, poll=POLL, sleep=time.sleep):
 def show(client, args):
     """clinit --output: the exit status (errors are raised as cluster_init.Error)."""
     group, tag = args.words
-    answer = client.request("output", group, tag)
-    path = answer.lines[0] if answer.lines else ""
-    if not path:
-        raise Error(f"the daemon named no output file for {group}:{tag}")
+    path = client.output_file(group, tag)
     count = DEFAULT_LINES if args.lines is None else args.lines
     write = Writer()
     fd = _open(path)
