@@ -23,6 +23,7 @@ from .trust import cltab_problems
 from .settings import (  # noqa: F401 - DEFAULT_SETTINGS and friends are part of this module's face
     DEFAULT_CLTAB,
     DEFAULT_SETTINGS,
+    LINE_KINDS,
     PATH_SETTINGS,
     check_value,
     file_signature,
@@ -191,9 +192,9 @@ def parse(text, path="<cltab>", entries=True, lookup=None):
     settings = {}
     problems = []
     warnings = []
-    user_lines = []
     named = set()
     first_line_of_tag = {}
+    kinds = {kind: [] for kind in LINE_KINDS}  # kind -> [(line, value)]: checked once the entries are known
     # only "\n" ends a line: str.splitlines would also split on characters
     # such as \x1e or \u2028 that a command may legitimately contain
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -204,8 +205,8 @@ def parse(text, path="<cltab>", entries=True, lookup=None):
         setting = parse_setting(line)
         if setting is not None:
             name, value = setting
-            if name == _users.LINE_NAME:
-                user_lines.append((number, value))
+            if name in kinds:
+                kinds[name].append((number, value))
                 continue
             if name not in DEFAULT_SETTINGS:
                 warnings.append((number, unknown_name_message(name)))
@@ -234,8 +235,8 @@ def parse(text, path="<cltab>", entries=True, lookup=None):
         if not messages:
             found.append(Entry(*fields, line=number))
     users = ()
-    if entries and user_lines:
-        users, user_problems, user_warnings = _user_lines(user_lines, named, lookup or _users.lookup)
+    if entries and kinds["user"]:
+        users, user_problems, user_warnings = _user_lines(kinds["user"], named, lookup or _users.lookup)
         problems = sorted(problems + user_problems)
         warnings = sorted(warnings + user_warnings)
         by_entry = {(line.group, line.tag): line.user for line in users}

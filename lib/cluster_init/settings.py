@@ -39,8 +39,10 @@ DEFAULT_SETTINGS = {
 # paths relative to the directory clinit -d was started from
 PATH_SETTINGS = ("socket", "clstat", "log", "pidfile")
 CLIENT_SETTINGS = ("socket", "clstat")  # what the clinit command reads of a cltab
-# lines that look like settings but name an entry, each its own structure (cltab.py)
-ENTRY_LINES = ("user",)  # :::user:GROUP:TAG:USER[:UNIXGROUP]
+# names of ``:::NAME:...`` lines that are not settings: each line names what it is
+# about, and has a meaning and checks of its own (cltab.py); ``user`` is
+# ``:::user:GROUP:TAG:USER[:UNIXGROUP]``, who an entry runs as (users.py)
+LINE_KINDS = ("user",)
 KILL_MODES = ("group", "all")
 _NUMBERS = {
     "term_delay": float,
@@ -164,8 +166,8 @@ def scan(text, path, check=CLIENT_SETTINGS):
         if setting is not None:
             name, value = setting
             number = text.count("\n", 0, start) + 1
-            if name in ENTRY_LINES:
-                pass  # the daemon's (cltab.py)
+            if name in LINE_KINDS:
+                pass  # not a setting: the daemon's and --check's (cltab.py)
             elif name not in DEFAULT_SETTINGS:
                 unknown.append((number, unknown_name_message(name)))
             elif name in check:

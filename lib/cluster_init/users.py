@@ -19,7 +19,6 @@ import ctypes
 import errno
 import os
 
-LINE_NAME = "user"
 MAX_BUFFER = 1 << 20  # the largest buffer a lookup grows to
 
 
