@@ -34,13 +34,15 @@ class Timing:
 
 
 class History:
-    """What the daemon remembers of an entry across its machines: starts and last exit."""
+    """What the daemon remembers of an entry across its machines: starts, last exit, and
+    the output file of its last start."""
 
-    __slots__ = ("starts", "status")
+    __slots__ = ("starts", "status", "output")
 
     def __init__(self):
         self.starts = 0
         self.status = None  # wait status of the last exit, or None
+        self.output = None  # the file the last start's output went to (None: the daemon's)
 
 
 @dataclasses.dataclass
@@ -88,7 +90,8 @@ class Context:
 
         The children's environment with the entry's marks (CLINIT_GROUP,
         CLINIT_TAG, CLINIT_LEVEL), its working directory and output file
-        (shared with ``output_group``), the user it runs as (None: ours).
+        (shared with ``output_group``; remembered in its History), the user
+        it runs as (None: ours).
         """
         env = dict(self.environ)
         env.update(
@@ -96,7 +99,7 @@ class Context:
             CLINIT_TAG=entry.tag,
             CLINIT_LEVEL=level if level is not None else "",
         )
-        output = output_path(self.output, entry)
+        output = self.history_of(entry).output = output_path(self.output, entry)
         return {
             "command": entry.command,
             "env": env,

@@ -16,9 +16,10 @@ HEADER = ("GROUP", "TAG", "LEVELS", "MODE", "STATE", "PID", "STARTS", "LAST", "S
 
 
 def output_file(entry, proc, ctx):
-    """The file ``entry``'s output goes to: its machine's (``proc``) last start's, else
-    where it would go now; None when it writes where the daemon writes."""
-    started = proc.output_file if proc is not None else None
+    """The file ``entry``'s output goes to: its last start's (while it has a machine,
+    ``proc``), else where it would go now; None when it writes where the daemon writes."""
+    history = ctx.history.get((entry.group, entry.tag)) if proc is not None else None
+    started = history.output if history is not None else None
     return started or ctx.output_of(entry)
 
 

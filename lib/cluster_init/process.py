@@ -60,7 +60,6 @@ class Process(Machine):
         self.adopted = False
         self.failure = None  # why the last start failed
         self.restarting = False  # stopping to start again (clinit -r)
-        self.output_file = None  # the last start's output file (listing.output_file)
         self.history = context.history_of(entry)  # starts and last exit, across machines
         context.registry.add(self)
 
@@ -99,9 +98,7 @@ class Process(Machine):
 
     def spawn_request(self):
         """What the registry is to start for us: ``System.spawn``'s keyword arguments."""
-        request = self.ctx.spawn_arguments(self.entry, self.level)
-        self.output_file = request["output"]  # what clinit -l and --output look at
-        return request
+        return self.ctx.spawn_arguments(self.entry, self.level)
 
     def spawned(self, pid):
         """The registry started our command as ``pid``: STARTED follows."""
