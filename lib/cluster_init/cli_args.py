@@ -1,7 +1,8 @@
 """The clinit command line: its forms, its flags and its exit statuses.
 
 The common forms (``GROUP LEVEL``, ``-k``, ``-v``, ``-w``, ``-l``, ``-S``,
-``-r``, ``--output``, with ``-c``, ``-s``, ``-t``, ``--clstat``, ``-n``, ``-f``) are parsed by hand (``quick_parse``), so that a tell
+``-r``, ``--output``, with ``-c``, ``-s``, ``-t``, ``--clstat``, ``-n``,
+``-f``) are parsed by hand (``quick_parse``), so that a tell
 costs little more than the interpreter's start-up; anything else
 (``-h``, ``-d``, the rarer flags, a usage error) goes through argparse,
 imported only then.  ``parse`` gives an Options either way, or exits 2

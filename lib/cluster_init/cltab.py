@@ -163,7 +163,8 @@ def _user_lines(lines, named, lookup):
             continue
         text = _users.spec(user, unixgroup)
         if (group, tag) in first:
-            problems.append((number, f"a second :::user: line for {group}:{tag} (the first is line {first[(group, tag)]})"))
+            first_line = first[(group, tag)]
+            problems.append((number, f"a second :::user: line for {group}:{tag} (the first is line {first_line})"))
             continue
         first[(group, tag)] = number
         if (group, tag) not in named:
