@@ -76,12 +76,12 @@ def _open_output(path, group=None):
     except OSError as error:
         raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
     if group is not None:
-        _share(fd, group)
+        _share(fd, path, group)
     return fd
 
 
-def _share(fd, group):
-    """Give the output file ``fd`` the group ``group``, readable by it (0640)."""
+def _share(fd, path, group):
+    """Give the output file ``fd`` (at ``path``) the group ``group``, readable by it."""
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -92,7 +92,7 @@ def _share(fd, group):
             os.fchmod(fd, stat.S_IMODE(info.st_mode) | 0o040)
     except OSError as error:
         logging.getLogger("cluster_init").warning(
-            "cannot give an output file to group %d: %s", group, error.strerror or error
+            "cannot give the output file %s to group %d: %s", path, group, error.strerror or error
         )
 
 
