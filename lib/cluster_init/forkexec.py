@@ -6,9 +6,10 @@ and only they: every other entry stays on posix_spawn, which costs less
 (bench/ measures both).  The parent blocks every signal around the
 fork, so that no handler of the daemon's runs in the child; the child
 
-1. sets every signal it can to its default disposition (a handler the
-   daemon set would be reset by exec anyway; an ignored signal would
-   not be), with the mask still full;
+1. sets every signal whose disposition is not the default to the default
+   (``not_default``, computed in the parent: a handler the daemon set would
+   be reset by exec anyway, an ignored signal would not be; the others
+   are at their default already), with the mask still full;
 2. starts a new session and process group (setsid);
 3. sets its supplementary groups, then its gid, then its uid (real,
    effective and saved), the identity the parent looked up;
@@ -42,15 +43,28 @@ _STAGES = {
 }
 
 
-def _resettable():
-    return [signum for signum in signal.valid_signals() if signum not in (signal.SIGKILL, signal.SIGSTOP)]
+def not_default():
+    """The signals whose disposition is not known to be the default: a handler, SIG_IGN,
+    or one Python did not set (``getsignal`` says None)."""
+    found = []
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(signum) != signal.SIG_DFL:
+                found.append(signum)
+        except (OSError, ValueError):
+            found.append(signum)
+    return found
 
 
-def spawn_as(identity, path, argv, env, fds, directory=None):
+def spawn_as(identity, path, argv, env, fds, directory=None, signals=None):
     """Start ``path`` with ``argv`` and ``env`` as ``identity`` (users.Identity): its pid,
-    once it has been exec'ed.  ``fds`` are the child's (stdin, stdout, stderr).
+    once it has been exec'ed.  ``fds`` are the child's (stdin, stdout, stderr);
+    ``signals`` those to set to their default (``not_default()`` when None: a caller
+    that starts many children computes it once, and again when it changes one).
     SpawnError saying why when it could not be started."""
-    signals = _resettable()
+    signals = not_default() if signals is None else signals
     last_fd = _last_fd()
     report_read, report_write = os.pipe2(os.O_CLOEXEC)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())

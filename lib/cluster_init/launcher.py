@@ -40,7 +40,7 @@ import stat
 
 from . import users
 from .errors import SpawnError
-from .forkexec import spawn_as
+from .forkexec import not_default, spawn_as
 from .spawn import Spawner
 from .trust import open_append
 
@@ -111,6 +111,7 @@ class Launcher:
     def __init__(self):
         self.limit = None  # (soft, hard) RLIMIT_NOFILE for children; None: the daemon's own
         self._reset_signals = None
+        self._user_signals = None  # what the user path sets to the default (forkexec.not_default)
         self._null = None
         self._directory = None  # the directory we are in for children
         self._spawner = Spawner()
@@ -118,6 +119,7 @@ class Launcher:
     def signals_changed(self):
         """The daemon changed signal dispositions: look again at the next spawn."""
         self._reset_signals = None
+        self._user_signals = None
 
     @staticmethod
     def seal_descriptors():
@@ -183,7 +185,9 @@ class Launcher:
         err = 2 if output is None else out
         try:
             if as_user:
-                return spawn_as(identity, path, argv, env, (self._null, out, err), directory)
+                if self._user_signals is None:
+                    self._user_signals = tuple(not_default())
+                return spawn_as(identity, path, argv, env, (self._null, out, err), directory, self._user_signals)
             if spawner.available:
                 return spawner.spawn(path, argv, env, self._null, out, err, directory)
             return self._python_posix_spawn(path, argv, env, out, err)
