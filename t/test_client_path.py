@@ -45,8 +45,9 @@ print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
     "argv",
     [
         ["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"],
-        ["-S"], ["-S", "scramjet", "1"], ["-l"], ["-l", "hellogrp"],
-        ["--output", "-n", "3", "scramjet", "scram1"], ["-k", "-w"],
+        ["-S"], ["-S", "scramjet", "1"], ["-l"], ["-l", "hellogrp"], ["-k", "-w"],
+        ["--stop", "hellogrp", "hello1"], ["--start", "hellogrp", "hello1"],
+        ["--output", "-n", "3", "scramjet", "scram1"],
     ],
 )
 def test_the_client_path_imports_nothing_heavy(node, argv):
@@ -81,6 +82,8 @@ def test_the_client_path_imports_nothing_heavy(node, argv):
         ["--list", "g"],
         ["-r", "g", "t"],
         ["--restart", "-s", "/y", "g", "t"],
+        ["--stop", "g", "t"],
+        ["--start", "-c", "/x", "g", "t"],
         ["--output", "g", "t"],
         ["--output", "-n", "5", "-f", "g", "t"],
         ["--output", "--lines", "0", "--follow", "-c", "/x", "g", "t"],

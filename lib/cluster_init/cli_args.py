@@ -1,11 +1,11 @@
 """The clinit command line: its forms, its flags and its exit statuses.
 
 The common forms (``GROUP LEVEL``, ``-k``, ``-v``, ``-w``, ``-l``, ``-S``,
-``-r``, ``--output``, with ``-c``, ``-s``, ``-t``, ``--clstat``, ``-n``,
-``-f``) are parsed by hand (``quick_parse``), so that a tell
-costs little more than the interpreter's start-up; anything else
-(``-h``, ``-d``, the rarer flags, a usage error) goes through argparse,
-imported only then.  ``parse`` gives an Options either way, or exits 2
+``-r``, ``--stop``, ``--start``, ``--output``, with ``-c``, ``-s``, ``-t``,
+``--clstat``, ``-n``, ``-f``) are parsed by hand (``quick_parse``), so
+that a tell costs little more than the interpreter's start-up; anything
+else (``-h``, ``-d``, the rarer flags, a usage error) goes through
+argparse, imported only then.  ``parse`` gives an Options either way, or exits 2
 with the usage.
 
 Each mode of the command (``-d``, ``-k``, ``-l``, ...) is a row of
@@ -16,7 +16,7 @@ in ``usage_problem`` if it takes arguments.
 import sys
 
 from .protocol import MAX_SECONDS
-from .settings import DEFAULT_CLTAB, DEFAULT_SETTINGS
+from .settings import CLTAB_VARIABLE, DEFAULT_CLTAB, DEFAULT_SETTINGS, default_cltab
 from .version import VERSION
 
 # the command's exit statuses (clinit(8), EXIT STATUS)
@@ -46,6 +46,7 @@ clinit [-v] [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET] [GROUP] LEVEL
        clinit -l [-c CLTAB] [-s SOCKET] [GROUP]
        clinit -S [-c CLTAB | --clstat CLSTAT] [GROUP [LEVEL]]
        clinit -r [-c CLTAB] [-s SOCKET] GROUP TAG
+       clinit --stop|--start [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit --output [-n LINES] [-f] [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]
        clinit --check [-c CLTAB]
@@ -79,6 +80,8 @@ MODES = (
     ("-l", "list"),
     ("-S", "status"),
     ("-r", "restart"),
+    ("--stop", "stop"),
+    ("--start", "start"),
     ("--output", "output"),
 )
 DEFAULT_LINES = 10  # --output: how many lines
@@ -92,7 +95,7 @@ class Options:
         for _flag, name in MODES:
             setattr(self, name, False)
         self.pidfile = self.timeout = self.socket = self.clstat = None
-        self.cltab = DEFAULT_CLTAB
+        self.cltab = default_cltab()
         self.lines = None  # --output: DEFAULT_LINES
         self.words = []
 
@@ -100,7 +103,7 @@ class Options:
 _QUICK_FLAGS = {
     "-v": "verbose", "--verbose": "verbose", "-w": "wait", "--wait": "wait", "-k": "kill", "--kill": "kill",
     "-l": "list", "--list": "list", "-S": "status", "--status": "status", "-r": "restart", "--restart": "restart",
-    "--output": "output", "-f": "follow", "--follow": "follow",
+    "--stop": "stop", "--start": "start", "--output": "output", "-f": "follow", "--follow": "follow",
 }
 _QUICK_VALUES = {
     "-c": "cltab", "--cltab": "cltab", "-s": "socket", "--socket": "socket", "-t": "timeout", "--timeout": "timeout",
@@ -161,12 +164,14 @@ def build_parser():
     add("-v", "--verbose", action="store_true", help="print the status after doing whatever else was asked")
     add("-w", "--wait", action="store_true", help="wait until the group settles at LEVEL and print its state (exit 1 if FAILED); with -k, until the daemon has exited")
     add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
-    add("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
+    add("-c", "--cltab", metavar="CLTAB", default=default_cltab(), help=f"the cltab (default ${CLTAB_VARIABLE}, else {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
     add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state, note, user, last output line")
     add("-S", "--status", action="store_true", help="print the status from clstat, GROUP [LEVEL] filtered, and exit as an LSB status action (0 1 3 4)")
     add("--clstat", metavar="CLSTAT", help="with -S: read this clstat (another node's, say) instead of the cltab's")
     add("-r", "--restart", action="store_true", help="stop the entry GROUP TAG gracefully and start it again at its group's level")
+    add("--stop", action="store_true", help="stop the entry GROUP TAG gracefully and keep it stopped (until --start, -r or a tell of its group)")
+    add("--start", action="store_true", help="start the entry GROUP TAG (stopped by hand), or run a finished once, wait or test entry again")
     add("--output", action="store_true", help="print the last lines the entry GROUP TAG wrote (its stdout and stderr)")
     add("-n", "--lines", metavar="LINES", type=int, help=f"with --output: how many lines (default {DEFAULT_LINES})")
     add("-f", "--follow", action="store_true", help="with --output: go on printing what it writes, as tail -f, until Ctrl-C")
@@ -187,13 +192,17 @@ def usage_problem(args):
         return "-l takes at most a GROUP"
     if args.restart and len(args.words) != 2:
         return "-r takes a GROUP and a TAG"
+    if (args.stop or args.start) and len(args.words) != 2:
+        return f"{modes[0]} takes a GROUP and a TAG"
     if args.output and len(args.words) != 2:
         return "--output takes a GROUP and a TAG"
     if (args.follow or args.lines is not None) and not args.output:
         return "-n and -f go with --output"
     if args.lines is not None and args.lines < 0:
         return "-n wants a number of lines, 0 or more"
-    if (args.list or args.status or args.restart or args.output) and (args.wait or args.verbose):
+    if (args.list or args.status or args.restart or args.stop or args.start or args.output) and (
+        args.wait or args.verbose
+    ):
         return f"{modes[0]} takes no -w or -v"
     if len(args.words) > 2:
         return "too many arguments: expected [GROUP] LEVEL"

@@ -4,6 +4,8 @@ A cltab line is one of
 
 * a comment (first non-blank character ``#``) or a blank line: skipped;
 * a setting, ``:::NAME:VALUE`` (or the old ``::override:NAME:VALUE``);
+* a boot level, ``:::boot:GROUP:LEVEL`` (boot.py): not a setting, but a
+  line of its own kind (settings.LINE_KINDS), one per group;
 * an entry, ``group:tag:levels:mode:command``, where the command is
   everything after the fourth colon and may itself hold colons;
 * a line about one entry, ``:::user:GROUP:TAG:USER[:UNIXGROUP]`` (users.py):
@@ -18,6 +20,7 @@ import functools
 import re
 
 from . import users as _users
+from .boot import boot_levels
 from .errors import CltabError
 from .trust import cltab_problems
 from .settings import (  # noqa: F401 - DEFAULT_SETTINGS and friends are part of this module's face
@@ -26,6 +29,7 @@ from .settings import (  # noqa: F401 - DEFAULT_SETTINGS and friends are part of
     LINE_KINDS,
     PATH_SETTINGS,
     check_value,
+    default_cltab,
     file_signature,
     parse_setting,
     read_text,
@@ -75,12 +79,13 @@ class Entry:
 
 @dataclasses.dataclass(frozen=True)
 class Cltab:
-    """A parsed cltab: its entries in file order and its settings."""
+    """A parsed cltab: its entries in file order, its settings and its boot levels."""
 
     path: str
     entries: tuple = ()
     settings: dict = dataclasses.field(default_factory=dict)
     warnings: tuple = ()  # (line, message) of lines that were ignored
+    boot: tuple = ()  # (group, level) of each :::boot: line, in file order
     users: tuple = ()  # UserLine of each :::user: line, in file order
 
     @functools.cached_property
@@ -238,8 +243,8 @@ def parse(text, path="<cltab>", entries=True, lookup=None):
     users = ()
     if entries and kinds["user"]:
         users, user_problems, user_warnings = _user_lines(kinds["user"], named, lookup or _users.lookup)
-        problems = sorted(problems + user_problems)
-        warnings = sorted(warnings + user_warnings)
+        problems = problems + user_problems
+        warnings = sorted(warnings + user_warnings, key=lambda warning: warning[0])
         by_entry = {(line.group, line.tag): line.user for line in users}
         found = [
             dataclasses.replace(entry, user=by_entry[(entry.group, entry.tag)])
@@ -247,9 +252,17 @@ def parse(text, path="<cltab>", entries=True, lookup=None):
             else entry
             for entry in found
         ]
-    if problems:
-        raise CltabError(path, problems, warnings)
-    return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings), users=tuple(users))
+    boot, boot_problems = boot_levels(kinds["boot"], found if entries else None)
+    if problems or boot_problems:
+        raise CltabError(path, sorted(problems + boot_problems, key=lambda problem: problem[0]), warnings)
+    return Cltab(
+        path=path,
+        entries=tuple(found),
+        settings=settings,
+        warnings=tuple(warnings),
+        boot=boot,
+        users=tuple(users),
+    )
 
 
 def load(path, entries=True):

@@ -55,6 +55,7 @@ SIGNALS = {**_signals.HANDLED, **_signals.IGNORED}
 class Daemon:
     """The daemon.  Construct it (reads the cltab), then ``run()`` it.
 
+    ``cltab`` None is $CLINIT_CLTAB, else /etc/cltab.
     ``socket_path``, ``clstat_path``, ``log_path`` and ``pidfile_path``
     are used where the cltab sets none (None: the defaults); ``system``
     is the seam (sysapi.RealSystem when None).  Raises CltabError from
@@ -64,7 +65,7 @@ class Daemon:
 
     def __init__(
         self,
-        cltab=_cltab.DEFAULT_CLTAB,
+        cltab=None,
         socket_path=None,
         clstat_path=None,
         log_path=None,
@@ -74,7 +75,7 @@ class Daemon:
         background=False,
     ):
         self.system = system or RealSystem()
-        path, table, signature = read_cltab(cltab)
+        path, table, signature = read_cltab(_cltab.default_cltab() if cltab is None else cltab)
         given = {"socket": socket_path, "clstat": clstat_path, "log": log_path, "pidfile": pidfile_path}
         self.premises = Premises(table, given, background, log_to_stderr)
         self.registry = Registry(self.system, immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
@@ -88,6 +89,7 @@ class Daemon:
         self.selector = None
         self.server = None
         self._undo = []  # (name, undo) of the start-up steps taken, in order
+        self._restored = set()  # the groups restored after a crash: not booted
 
     # ---- start and stop ---------------------------------------------------
 
@@ -108,6 +110,7 @@ class Daemon:
             ("restore", self._restore, None),
             ("freeze", gc.freeze, None),  # what exists now is never collected: less for the collector
             ("announce", self._announce, None),
+            ("boot", self._boot, None),  # told, not settled: the loop starts their entries
             ("clstat", self.clstat.start, self._close_clstat),
             ("notify", premises.notify_ready, None),
         )
@@ -162,7 +165,11 @@ class Daemon:
 
     def _restore(self):
         """Take over what a dead predecessor on our socket left (node.py, adopt.py)."""
-        self.node.restore(self.clstat.previous(self.system.booted_at()))
+        self._restored = self.node.restore(self.clstat.previous(self.system.booted_at()))
+
+    def _boot(self):
+        """Tell the groups of the cltab's boot lines their level, but those restored."""
+        self.node.boot(self._restored)
 
     def _announce(self):
         log.info(

@@ -8,6 +8,8 @@
   that left the cltab is halted and then forgotten;
 * ``restore``: what a dead predecessor on the same socket left is adopted
   (adopt.py plans it) before anything is served;
+* ``boot``: then each group of the cltab's boot lines that nothing
+  restored is told its boot level (boot.py);
 * ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1;
 * ``shutdown`` halts every group; ``finished`` says when all are halted.
 
@@ -157,6 +159,8 @@ class Node:
         return True
 
     def _apply(self, table):
+        if table.boot != self.table.boot:
+            log.info("the cltab's boot lines changed: they take effect at the next daemon start")
         self.table = table
         self.ctx.reconfigure(table)
         if self.settings_changed is not None:
@@ -174,7 +178,8 @@ class Node:
     def restore(self, old_rows):
         """Take over what a dead predecessor on our socket left: its processes (found
         by their marks) and ``old_rows``, the ``(group, level, state)`` rows of its
-        clstat (adopt.py plans what each group becomes)."""
+        clstat (adopt.py plans what each group becomes).  The names of the groups
+        restored."""
         system = self.ctx.system
         found = system.find_marked(self.ctx.daemon_id, self._user_uids())
         found, strangers = adopt.foreign(found, self.table, self.ctx.uid)
@@ -188,7 +193,7 @@ class Node:
             )
         plans = adopt.plan(found, self.table, old_rows)
         if not plans:
-            return
+            return set()
         if found:
             log.warning(
                 "the previous daemon on %s died and left %d process(es): adopting them",
@@ -200,6 +205,17 @@ class Node:
             log.warning("pidfds are not available here (Linux 5.3 or later has them): stopping what it left")
         for plan in plans:
             self._restore_group(plan, pidfds)
+        return {plan.name for plan in plans}
+
+    def boot(self, restored=()):
+        """Tell each group of the cltab's boot lines its boot level, but those named in
+        ``restored`` (they keep what they were restored to)."""
+        for name, level in self.table.boot:
+            if name in restored:
+                log.info("group %s was restored: not told its boot level %s", name, level)
+                continue
+            log.info("boot: telling %s level %s", name, level)
+            self.tell(name, level)
 
     def _user_uids(self):
         """The uids the cltab's entries run as (``:::user:``), besides our own."""
