@@ -202,3 +202,10 @@ def test_output_files_are_shared_with_the_socket_group_but_never_the_log():
     ctx.reconfigure(table("output:/l/clinit.log"))  # the Perl-era way: children write into the log
     arguments = ctx.spawn_arguments(entry, "1")
     assert arguments["output"] == "/l/clinit.log" and arguments["output_group"] is None
+
+
+def test_the_uid_an_entry_runs_as():
+    system = FakeSystem()
+    ctx = Context(system, Registry(system))
+    ctx.reconfigure(cltab.parse("g:t1:1:once:true\ng:t2:1:once:true\n:::user:g:t2:root\n", "cltab"))
+    assert ctx.expected_uid("g", "t2") == 0 and ctx.expected_uid("g", "t1") is None

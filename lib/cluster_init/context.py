@@ -72,14 +72,21 @@ class Context:
     terminal: bool = False
     output_group: int = None
     uid: int = None  # the daemon's (real) uid: what its processes run as, but :::user: entries
+    user_uids: dict = dataclasses.field(default_factory=dict)  # (group, tag) -> uid of its :::user:
 
     def reconfigure(self, table):
         """Take the timing, kill mode, children's directory and output of cltab ``table``."""
         self.timing = Timing.from_cltab(table)
         self.kill_mode = table.setting("kill_mode")
+        self.user_uids = {(line.group, line.tag): line.uid for line in table.users if line.uid is not None}
         self.directory, self.output = child_settings(
             table, self.start_dir, {"log": self.log_path}, self.background, self.terminal
         )
+
+    def expected_uid(self, group, tag):
+        """The uid the processes of entry ``group:tag`` run as: the one its ``:::user:``
+        line names (as the user database said when the cltab was read); None: ours."""
+        return self.user_uids.get((group, tag))
 
     def output_of(self, entry):
         """The file ``entry``'s output goes to now, or None (the daemon's own output)."""
