@@ -116,6 +116,11 @@ class FakeSystem:
         self.marked_uids.append(sorted(uids or ()))
         return list(self.found)
 
+    def leftovers(self, daemon_id):
+        from cluster_init.marks import Found
+
+        return [Found(pid, pid, group, tag, "") for pid, (group, tag) in sorted(self.escapees.items())]
+
     def last_lines(self, paths):
         return {path: self.lines[path] for path in paths if path in self.lines}
 

@@ -44,6 +44,8 @@ def test_a_tell_starts_the_level_in_file_order_and_settles(rig):
     assert rig.state("web") == ("1", "STARTING")
     rig.exit("prep")
     assert rig.system.running_tags() == ["srv"]
+    assert rig.state("web") == ("1", "CHECKING"), "a respawn entry must stay up start_seconds"
+    rig.advance(1)
     assert rig.state("web") == ("1", "DONE")
     assert rig.changes[-1] == ("web", "1", "DONE", False), "the listeners hear each change"
     rig.clstat.flush()
@@ -119,6 +121,7 @@ def test_rows_list_every_entry_and_those_that_left(rig):
 def test_the_dump_names_every_group_and_entry(rig, logged):
     rig.node.tell("web", "1")
     rig.exit("prep", code=0)
+    rig.advance(1)  # srv has stayed up start_seconds
     rig.node.dump()
     text = logged.text()
     assert "state dump: 1 group(s), 1 process(es) running" in text
@@ -126,7 +129,7 @@ def test_the_dump_names_every_group_and_entry(rig, logged):
     assert "group db: never told" in text
     srv = rig.system.pid_of("srv")
     assert f"  web:srv: DONE, pid {srv}, started 1 time(s), last exit -, 0s in its state" in text
-    assert "  web:prep: DONE, pid -, started 1 time(s), last exit 0, 0s in its state" in text
+    assert "  web:prep: DONE, pid -, started 1 time(s), last exit 0, 1s in its state" in text
     assert "  db:main: CONFIGURED, pid -, started 0 time(s), last exit -" in logged.messages
 
 
@@ -244,3 +247,21 @@ def test_boot_lines_changed_by_a_reread_wait_for_the_next_start(tmp_path, logged
     assert rig.node.reread()
     assert rig.node.group("db") is None and rig.node.group("web") is None, "a reread tells nothing"
     assert "the cltab's boot lines changed: they take effect at the next daemon start" in logged.text()
+
+
+def test_a_failure_report_gives_the_entrys_last_output_line(tmp_path):
+    from cluster_init import why
+
+    rig = NodeRig(tmp_path, "web:chk:1:test:check\nweb:prep:1:wait:prepare\n")
+    ctx = rig.node.ctx
+    ctx.log_path = "/l/clinit.log"
+    ctx.reconfigure(rig.node.table)
+    rig.node.tell("web", "1")
+    rig.exit("chk", 2)
+    rig.exit("prep", 3)
+    rig.system.lines["/l/web.chk.log"] = "disk /srv is full"
+    assert rig.state("web") == ("1", "FAILED")
+    assert why.lines(rig.node.group("web")) == (
+        ("web:chk: test failed: exit 2; last output: disk /srv is full",),
+        ("web:prep: wait entry exited (exit 3)",),  # it printed nothing
+    )

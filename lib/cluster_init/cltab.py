@@ -87,6 +87,7 @@ class Cltab:
     warnings: tuple = ()  # (line, message) of lines that were ignored
     boot: tuple = ()  # (group, level) of each :::boot: line, in file order
     users: tuple = ()  # UserLine of each :::user: line, in file order
+    text: str = dataclasses.field(default="", compare=False, repr=False)  # what was parsed
 
     @functools.cached_property
     def _by_group(self):
@@ -262,6 +263,7 @@ def parse(text, path="<cltab>", entries=True, lookup=None):
         warnings=tuple(warnings),
         boot=boot,
         users=tuple(users),
+        text=text,
     )
 
 

@@ -26,6 +26,9 @@ class Timing:
     respawn_limit: int = 5
     respawn_window: float = 1.0
     respawn_hold: float = 60.0
+    start_seconds: float = 1.0
+    start_limit_burst: int = 5
+    start_limit_interval: float = 10.0
 
     @classmethod
     def from_cltab(cls, cltab):
@@ -37,11 +40,12 @@ class History:
     """What the daemon remembers of an entry across its machines: starts, last exit, and
     the output file of its last start."""
 
-    __slots__ = ("starts", "status", "output")
+    __slots__ = ("starts", "status", "exited_at", "output")
 
     def __init__(self):
         self.starts = 0
         self.status = None  # wait status of the last exit, or None
+        self.exited_at = None  # when it exited last, on the System's clock
         self.output = None  # the file the last start's output went to (None: the daemon's)
 
 

@@ -31,6 +31,7 @@ import selectors
 import signal
 
 from . import cltab as _cltab
+from . import lastgood
 from . import signals as _signals
 from .connections import Server
 from .errors import CltabError
@@ -75,12 +76,21 @@ class Daemon:
         background=False,
     ):
         self.system = system or RealSystem()
-        path, table, signature = read_cltab(_cltab.default_cltab() if cltab is None else cltab)
         given = {"socket": socket_path, "clstat": clstat_path, "log": log_path, "pidfile": pidfile_path}
+        cltab = _cltab.default_cltab() if cltab is None else cltab
+        try:
+            path, table, signature = read_cltab(cltab)
+            self.refused_at_start = None
+        except CltabError as error:  # the last good copy, if there is one; else refused
+            path, signature = os.path.abspath(cltab), None
+            table = lastgood.fall_back(path, error, given, os.getcwd())
+            self.refused_at_start = error
         self.premises = Premises(table, given, background, log_to_stderr)
         self.registry = Registry(self.system, immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
         context = self.premises.context(self.system, self.registry)
-        self.node = Node(path, table, signature, context, settings_changed=self.premises.settings_changed)
+        self.node = Node(path, table, signature, context, settings_changed=self._cltab_applied)
+        if self.refused_at_start is not None:
+            self.node.refuse(self.refused_at_start)
         self.clstat = StatusWriter(self.premises.paths["clstat"], self.system.now, on_heartbeat=self._keep_premises)
         self.requests = Requests(self.node, self.clstat, self.system.now)
         self.node.subscribe(self.clstat.group_changed)  # clstat first: answers flush it
@@ -103,6 +113,7 @@ class Daemon:
             ("open files limit", system.raise_open_files_limit, None),
             ("trusted directories", premises.check_trust, None),
             ("lock", premises.lock, premises.unlock),
+            ("last good cltab", self._keep_last_good, None),
             ("socket", self._listen, self._close_server),
             ("signals", self._catch_signals, self.signal_box.restore),
             ("sealed descriptors", system.seal_descriptors, None),
@@ -180,6 +191,22 @@ class Daemon:
             self.premises.socket_path,
         )
         log_warnings(self.node.table)
+        error = self.refused_at_start
+        if error is not None:
+            log.warning(
+                "cltab %s refused (%s): running on the last good one, %s; fix the file and reread",
+                self.node.path,
+                str(error).splitlines()[0],
+                self.node.table.path,
+            )
+
+    def _keep_last_good(self):
+        lastgood.save(self.premises.paths["clstat"], self.node.table)
+
+    def _cltab_applied(self, table):
+        """A reread cltab was applied: settings of ours it changes, and a new last good copy."""
+        self.premises.settings_changed(table)
+        lastgood.save(self.premises.paths["clstat"], table)
 
     def _close_clstat(self):
         self.clstat.close(finished=self.node.finished())
@@ -202,7 +229,7 @@ class Daemon:
 
     def _timed(self):
         """The parts with deadlines: each has ``next_deadline()`` and ``fire_due(now)``."""
-        return (self.registry, self.server, self.clstat)
+        return (self.registry, self.server, self.clstat, self.node.sweep)
 
     def _loop(self):
         actions = self._signal_actions()

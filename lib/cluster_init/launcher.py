@@ -21,9 +21,11 @@ one child is arranged in the daemon for all of them:
 
 Output files are opened for each spawn and closed once the child has
 them: a rotated file is opened anew by the next child, and the daemon
-holds no descriptor per entry.  With a socket group, they are given
-that group (mode 0640), so that whoever may command the daemon may read
-what its entries print (``clinit --output``).
+holds no descriptor per entry.  Their missing directories are made then
+(``open_output``), so that %g and %t may stand in a directory's name.
+With a socket group, they are given that group (mode 0640), so that
+whoever may command the daemon may read what its entries print
+(``clinit --output``).
 
 An entry that runs as another user (``:::user:``) takes the user path
 instead of posix_spawn: its identity is looked up at each start (users.py;
@@ -38,11 +40,10 @@ import resource
 import signal
 import stat
 
-from . import users
+from . import safepath, users
 from .errors import SpawnError
 from .forkexec import not_default, spawn_as
 from .spawn import Spawner
-from .trust import open_append
 
 
 def changed_signals():
@@ -70,9 +71,25 @@ def _directory_problem(directory):
     return None
 
 
-def _open_output(path, group=None):
+def open_output(path, group=None):
+    """The output file ``path`` of a child, opened for append (created 0640), its
+    missing directories made (0755), given the group ``group`` (None: left as it
+    is; see ``_share``); SpawnError saying why when it cannot be.
+
+    Walked component by component from / (safepath.py): as root, every
+    directory on the way must be trusted, no symlink is followed unless
+    trusted, and the file must be a regular file of ours (or a character
+    device, /dev/null); a FIFO is refused without blocking.
+    """
     try:
-        fd = open_append(path)
+        directory, name = safepath.split(path)
+        dir_fd = safepath.open_directory(directory, make=True, mode=0o755)
+        try:
+            fd = safepath.open_beneath(
+                dir_fd, name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640, devices=True, shown=path
+            )
+        finally:
+            os.close(dir_fd)
     except OSError as error:
         raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
     if group is not None:
@@ -181,7 +198,7 @@ class Launcher:
         as_user = identity is not None and os.geteuid() == 0 and not identity.is_current()
         if directory is not None and not as_user and not (spawner.available and spawner.chdir_in_child):
             self._change_directory(directory)
-        out = 1 if output is None else _open_output(output, output_group)
+        out = 1 if output is None else open_output(output, output_group)
         err = 2 if output is None else out
         try:
             if as_user:

@@ -11,7 +11,8 @@
 * ``boot``: then each group of the cltab's boot lines that nothing
   restored is told its boot level (boot.py);
 * ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1;
-* ``shutdown`` halts every group; ``finished`` says when all are halted.
+* ``shutdown`` halts every group, and sweeps what no entry's stop reaches
+  (sweep.py); ``finished`` says when all are halted and swept.
 
 Each change of a group's state goes to the listeners (``subscribe``) as
 ``listener(group, gone)``, ``gone`` when the group left the cltab and is
@@ -30,6 +31,7 @@ from .errors import CltabError
 from .group import Group
 from .protocol import LIST_FIELDS
 from .states import GroupState
+from .sweep import Sweep
 
 log = logging.getLogger("cluster_init")
 
@@ -67,6 +69,8 @@ class Node:
         self.leaving = set()  # groups halting because they left the cltab
         self.halting = False
         self._listeners = []
+        self.sweep = Sweep(ctx)  # at shutdown: what no entry's stop reaches
+        ctx.registry.watch_strays(self.sweep.members_changed)
         ctx.reconfigure(table)
 
     def subscribe(self, listener):
@@ -102,11 +106,13 @@ class Node:
         log.info("shutting down (%s): halting all groups", reason)
         for group in list(self.groups.values()):
             group.halt()
+        self.sweep.begin()
 
     def finished(self):
         """True once a shutdown has halted every group and no process of ours is left."""
         return (
             self.halting
+            and self.sweep.done
             and not self.ctx.registry.live_pids()
             and all(group.state is GroupState.CONFIGURED for group in self.groups.values())
         )
@@ -134,6 +140,11 @@ class Node:
         group.halt()
 
     # the cltab
+    def refuse(self, error):
+        """The cltab file was refused (CltabError ``error``) when the daemon started on
+        its last good copy: refused again, without being parsed, until it changes."""
+        self.refused = (_settings.file_signature(self.path), error)
+
     def reread(self):
         """Reread the cltab if it changed; True if it did.
 
