@@ -2,7 +2,7 @@
 
 A tell (``GROUP LEVEL``, with ``-w``: and wait), a reread (no words),
 ``-k`` (with ``-w``: until the daemon has exited), ``-l``, ``-r``,
-``--stop`` and ``--start``.
+``--stop``, ``--start`` and ``--output`` (cli_output.py).
 ``run`` finds the socket, does what was asked and turns every error
 into the command's exit status (clinit(8), EXIT STATUS).  Each mode is
 a row of VERBS; the next verbs join there.
@@ -141,6 +141,12 @@ def _start(client, args):
     return EXIT_OK
 
 
+def _output(client, args):
+    from . import cli_output
+
+    return cli_output.show(client, args)
+
+
 def _reread(client, _args):
     _print_warnings(client.request("reread").warnings)
     return EXIT_OK
@@ -152,6 +158,7 @@ VERBS = (
     ("restart", _restart),
     ("stop", _stop),
     ("start", _start),
+    ("output", _output),
     ("kill", _kill),
 )
 

@@ -17,13 +17,14 @@ Anybody can put these words in an environment, so a mark alone makes no
 process ours (``Ours``): it must also descend from the daemon (started
 by it, or handed back to it as their subreaper when their parent
 exited: ``procfs.descends_from``), or run as the uid the daemon expects
-for the entry: its own (or, where an entry names a user, that user's:
-the caller passes it).  After a crash nothing descends from the new
-daemon, and only the uid counts; a root daemon never takes a process of
-another uid for its own on the strength of a mark.  What escapes: a
-process that rewrites or clears its environment (some servers do, to
-set their process title), and, after a crash, one that changed its uid.
-(What else /proc says of a process, procfs.py reads.)
+for the entry: its own, or the user its ``:::user:`` line names (the
+caller passes it).  After a crash nothing descends from the new daemon,
+and only the uid counts (each Found carries its real uid, which must be
+its entry's); a root daemon never takes a process of another uid for
+its own on the strength of a mark.  What escapes: a process that
+rewrites or clears its environment (some servers do, to set their
+process title), and, after a crash, one that changed its uid.  (What
+else /proc says of a process, procfs.py reads.)
 """
 
 import os
@@ -39,13 +40,14 @@ LEVEL = "CLINIT_LEVEL"
 class Found:
     """A running process that carries a daemon's marks."""
 
-    __slots__ = ("pid", "pgid", "group", "tag", "level")
+    __slots__ = ("pid", "pgid", "group", "tag", "level", "uid")
 
-    def __init__(self, pid, pgid, group, tag, level):
+    def __init__(self, pid, pgid, group, tag, level, uid=None):
         self.pid, self.pgid, self.group, self.tag, self.level = pid, pgid, group, tag, level
+        self.uid = uid  # its real uid (None: not known)
 
     def __repr__(self):
-        return f"Found(pid={self.pid}, pgid={self.pgid}, {self.group}:{self.tag} at {self.level!r})"
+        return f"Found(pid={self.pid}, pgid={self.pgid}, {self.group}:{self.tag} at {self.level!r}, uid {self.uid})"
 
 
 def _environ(pid):
@@ -111,10 +113,11 @@ def owner(pid):
 
 
 def scan(daemon_id, uid, group=None, tag=None, ours=None):
-    """The live processes of ``uid`` (any uid when None) that carry
-    ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given),
-    zombies and this process left out.  With ``ours`` (an Ours), ``uid``
-    is not looked at: the processes ``ours`` takes are."""
+    """The live processes of ``uid`` (a uid, a set of them, or any uid when None) that
+    carry ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given), zombies and
+    this process left out.  With ``ours`` (an Ours), ``uid`` is not looked at: the
+    processes ``ours`` takes are."""
+    uids = None if uid is None else {uid} if isinstance(uid, int) else set(uid)
     found = []
     me = os.getpid()
     try:
@@ -126,12 +129,12 @@ def scan(daemon_id, uid, group=None, tag=None, ours=None):
             continue
         try:
             state, pgid, owner_uid = procfs.stat(pid)
-            if state in ("Z", "X") or ours is None and uid is not None and owner_uid != uid:
+            if state in ("Z", "X") or ours is None and uids is not None and owner_uid not in uids:
                 continue
             marks = _environ(pid)
             if not _carries(marks, daemon_id, group, tag) or ours is not None and not ours(pid, owner_uid):
                 continue
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile, or not ours to read
-        found.append(Found(pid, pgid, marks.get(GROUP), marks.get(TAG), marks.get(LEVEL)))
+        found.append(Found(pid, pgid, marks.get(GROUP), marks.get(TAG), marks.get(LEVEL), owner_uid))
     return found

@@ -14,9 +14,9 @@ import os
 import select
 import time
 
-from . import marks, procfs, safepath
+from . import marks, outputs, procfs, safepath
 from .errors import SpawnError
-from .launcher import Launcher
+from .launcher import Launcher, identity_of
 
 SHELL = "/bin/sh"
 PR_SET_CHILD_SUBREAPER = 36
@@ -73,10 +73,14 @@ class RealSystem:
         self._launcher = Launcher()
 
     # starting children (launcher.py)
-    def spawn(self, command, env, directory=None, output=None):
+    def spawn(self, command, env, directory=None, output=None, user=None, output_group=None):
         if directory is not None:
             _check_directory(directory)
-        return self._launcher.spawn(SHELL, [SHELL, "-c", command], env, directory, output)
+        identity = None
+        if user is not None:
+            identity = identity_of(user)  # looked up at each start: SpawnError when it cannot be
+            env = {**env, **identity.environ()}
+        return self._launcher.spawn(SHELL, [SHELL, "-c", command], env, directory, output, identity, output_group)
 
     def spawning(self):
         return self._launcher.spawning()
@@ -125,7 +129,11 @@ class RealSystem:
         ]
 
     def find_marked(self, daemon_id, uids=None):
-        return marks.scan(daemon_id, None, ours=marks.Ours({os.getuid()} if uids is None else uids))
+        return marks.scan(daemon_id, {os.getuid(), *(uids or ())})
+
+    # what the entries print
+    def last_lines(self, paths):
+        return outputs.last_lines(paths)
 
     # watching and collecting
     def watch_process(self, pid):
