@@ -222,7 +222,7 @@ def test_a_clstat_another_user_planted_is_ignored(node, public):
     assert "restored" not in node.log_text()
     assert node.status() == "", "started as if there were none"
     assert node.settle("web", "run") == "DONE"
-    assert open(ran).read() == "mount\ncheck\napp\n", "every entry ran"
+    wait_for(lambda: open(ran).read() == "mount\ncheck\napp\n", what="every entry to run (app is a once entry)")
     assert os.stat(clstat).st_uid == 0, "replaced by the daemon's own"
 
 
