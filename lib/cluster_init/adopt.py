@@ -35,6 +35,11 @@ adopted and stopped.
 The planner is pure: it is given what is known of the machine (the
 processes found, the old clstat's rows, dropped by the caller when
 written before the machine last booted).
+
+A daemon that re-executed itself (a handover, handover.py) plans
+nothing: it knows exactly what it had.  Each entry's machine is adopted
+with a Carried record, so that it takes the state, the times and the
+counts it had, and its leader, still our child, is reaped as before.
 """
 
 import collections
@@ -54,11 +59,29 @@ class Adoption:
     that names the state to take (ADOPTED_RUNNING, ADOPTED_DONE, ...).
     """
 
-    __slots__ = ("leader", "pids", "pgids", "verdict", "level")
+    __slots__ = ("leader", "pids", "pgids", "verdict", "level", "carried")
 
-    def __init__(self, verdict, level, leader=None, pids=(), pgids=()):
+    def __init__(self, verdict, level, leader=None, pids=(), pgids=(), carried=None):
         self.verdict, self.level, self.leader = verdict, level, leader
         self.pids, self.pgids = tuple(pids), set(pgids)
+        self.carried = carried  # a Carried record, in a handover
+
+
+class Carried:
+    """What a machine had before its daemon re-executed itself (a handover).
+
+    ``adopted``: its processes were themselves adopted after a crash (not
+    our children: watched through pidfds again); otherwise its leader is
+    our child and its exit is reaped with its status.  The times are on
+    the monotonic clock, which an exec does not reset.
+    """
+
+    __slots__ = ("adopted", "failure", "last_start", "rapid_restarts", "deadline", "since")
+
+    def __init__(self, adopted=False, failure=None, last_start=None, rapid_restarts=0, deadline=None, since=None):
+        self.adopted, self.failure = adopted, failure
+        self.last_start, self.rapid_restarts = last_start, rapid_restarts
+        self.deadline, self.since = deadline, since
 
 
 def _group_state(name):

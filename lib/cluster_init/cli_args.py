@@ -46,6 +46,7 @@ clinit [-v] [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET] [GROUP] LEVEL
        clinit -S [-c CLTAB | --clstat CLSTAT] [GROUP [LEVEL]]
        clinit -r [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]
+       clinit --reexec [-t SECONDS] [-c CLTAB] [-s SOCKET]
        clinit --check [-c CLTAB]
        clinit -h | --version"""
 
@@ -77,6 +78,7 @@ MODES = (
     ("-l", "list"),
     ("-S", "status"),
     ("-r", "restart"),
+    ("--reexec", "reexec"),
 )
 
 
@@ -95,6 +97,7 @@ class Options:
 _QUICK_FLAGS = {
     "-v": "verbose", "--verbose": "verbose", "-w": "wait", "--wait": "wait", "-k": "kill", "--kill": "kill",
     "-l": "list", "--list": "list", "-S": "status", "--status": "status", "-r": "restart", "--restart": "restart",
+    "--reexec": "reexec",
 }
 _QUICK_VALUES = {
     "-c": "cltab", "--cltab": "cltab", "-s": "socket", "--socket": "socket", "-t": "timeout", "--timeout": "timeout",
@@ -150,13 +153,14 @@ def build_parser():
     add("-k", "--kill", action="store_true", help="shut down the daemon and all its children")
     add("-v", "--verbose", action="store_true", help="print the status after doing whatever else was asked")
     add("-w", "--wait", action="store_true", help="wait until the group settles at LEVEL and print its state (exit 1 if FAILED); with -k, until the daemon has exited")
-    add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
+    add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124); with --reexec: how long the groups may take to be at rest")
     add("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
     add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state")
     add("-S", "--status", action="store_true", help="print the status from clstat, GROUP [LEVEL] filtered, and exit as an LSB status action (0 1 3 4)")
     add("--clstat", metavar="CLSTAT", help="with -S: read this clstat (another node's, say) instead of the cltab's")
     add("-r", "--restart", action="store_true", help="stop the entry GROUP TAG gracefully and start it again at its group's level")
+    add("--reexec", action="store_true", help="have the running daemon re-execute itself in place as the version installed, keeping its pid, its children and every group's state (a handover); -t bounds the wait for its groups to be at rest (default 60 s)")
     add("--check", action="store_true", help="check the cltab as the daemon would; print its warnings; exit 0, or 6 if it would be refused")
     add("--version", action="version", version=f"clinit {VERSION}")
     add("words", nargs="*", metavar="[GROUP] LEVEL", help="the group (default: the host name) and the level to move it to")
@@ -174,7 +178,7 @@ def usage_problem(args):
         return "-l takes at most a GROUP"
     if args.restart and len(args.words) != 2:
         return "-r takes a GROUP and a TAG"
-    if (args.list or args.status or args.restart) and (args.wait or args.verbose):
+    if (args.list or args.status or args.restart or args.reexec) and (args.wait or args.verbose):
         return f"{modes[0]} takes no -w or -v"
     if len(args.words) > 2:
         return "too many arguments: expected [GROUP] LEVEL"
@@ -184,8 +188,10 @@ def usage_problem(args):
         return "-b and -p go with -d"
     if args.wait and not (args.kill or args.words):
         return "-w goes with a GROUP LEVEL or with -k"
-    if args.timeout is not None and not args.wait:
-        return "-t goes with -w"
+    if args.reexec and args.words:
+        return "--reexec takes no GROUP or LEVEL"
+    if args.timeout is not None and not (args.wait or args.reexec):
+        return "-t goes with -w or --reexec"
     if args.timeout is not None and not 0 <= args.timeout <= MAX_SECONDS:
         return f"-t wants a number of seconds, from 0 to {MAX_SECONDS:g}"
     for word in args.words:

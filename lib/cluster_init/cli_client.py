@@ -1,7 +1,8 @@
 """The forms of the command that talk to a running daemon.
 
 A tell (``GROUP LEVEL``, with ``-w``: and wait), a reread (no words),
-``-k`` (with ``-w``: until the daemon has exited), ``-l`` and ``-r``.
+``-k`` (with ``-w``: until the daemon has exited), ``-l``, ``-r`` and
+``--reexec`` (the daemon re-executes itself: handover.py).
 ``run`` finds the socket, does what was asked and turns every error
 into the command's exit status (clinit(8), EXIT STATUS).  Each mode is
 a row of VERBS; the next verbs join there.
@@ -38,9 +39,10 @@ from .errors import (
     PermissionDenied,
     Timeout,
 )
-from .protocol import format_seconds
+from .protocol import REEXEC_DEFAULT, format_seconds
 
 POLL = 0.02  # seconds between looks at the daemon's lock while -k -w waits
+REEXEC_SLACK = 90.0  # seconds --reexec waits beyond -t: the new image's check and start
 
 # an error -> (exit status, whether -v still prints the status), first match wins
 _EXITS = (
@@ -126,6 +128,25 @@ def _restart(client, args):
     return EXIT_OK
 
 
+def _reexec(client, args):
+    """--reexec: the daemon re-executes itself in place; the new image answers."""
+    before = client.ping()  # no daemon: NotRunning, exit 3 (nothing to hand over)
+    seconds = REEXEC_DEFAULT if args.timeout is None else args.timeout
+    try:
+        answer = client.request("reexec", format_seconds(seconds), timeout=seconds + REEXEC_SLACK)
+    except NotRunning:
+        raise Error(
+            f"the daemon ({before}) closed the connection during the handover without answering:"
+            " the new image may have failed to start (see the daemon's log)"
+        ) from None
+    except Timeout as error:  # the daemon's (its groups were not at rest in time), or ours
+        raise Error(str(error)) from None
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted while waiting for the handover; the daemon goes on with it") from None
+    print(answer.message)
+    return EXIT_OK
+
+
 def _reread(client, _args):
     _print_warnings(client.request("reread").warnings)
     return EXIT_OK
@@ -136,6 +157,7 @@ VERBS = (
     ("list", _list),
     ("restart", _restart),
     ("kill", _kill),
+    ("reexec", _reexec),
 )
 
 

@@ -95,6 +95,16 @@ class Context:
         """The History of ``entry`` (made on first use)."""
         return self.history.setdefault((entry.group, entry.tag), History())
 
+    def histories(self):
+        """Every History, as ``(group, tag, starts, last wait status or None)`` rows."""
+        return [(group, tag, h.starts, h.status) for (group, tag), h in self.history.items()]
+
+    def take_histories(self, rows):
+        """Remember what ``histories`` gave (a handover: the daemon before the exec)."""
+        for group, tag, starts, status in rows:
+            history = self.history.setdefault((group, tag), History())
+            history.starts, history.status = starts, status
+
 
 def _resolve(base, path):
     return os.path.normpath(path if base is None else os.path.join(base, path))

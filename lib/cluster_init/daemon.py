@@ -29,11 +29,14 @@ import logging
 import os
 import selectors
 import signal
+import time
 
+from . import carry
 from . import cltab as _cltab
 from . import signals as _signals
 from .connections import Server
-from .errors import CltabError
+from .errors import CltabError, DaemonStartError
+from .handover import Handover
 from .node import Node, log_warnings, read_cltab
 from .peers import Policy
 from .premises import Premises
@@ -59,7 +62,11 @@ class Daemon:
     are used where the cltab sets none (None: the defaults); ``system``
     is the seam (sysapi.RealSystem when None).  Raises CltabError from
     the constructor if the cltab cannot be used, DaemonStartError from
-    ``run`` if the socket cannot be had.
+    ``run`` if the socket cannot be had.  ``command`` is what re-executes
+    the daemon in a handover (handover.own_command; None: it cannot);
+    ``carried`` the record of the handover this image is the end of
+    (carry.py): then the socket, the lock, the connections and the
+    groups are taken over from it instead of being made.
     """
 
     def __init__(
@@ -72,21 +79,29 @@ class Daemon:
         system=None,
         log_to_stderr=True,
         background=False,
+        command=None,
+        carried=None,
     ):
         self.system = system or RealSystem()
+        self.started = time.time()  # this image's start (the ping answer says it)
+        self.carried = carried
         path, table, signature = read_cltab(cltab)
         given = {"socket": socket_path, "clstat": clstat_path, "log": log_path, "pidfile": pidfile_path}
-        self.premises = Premises(table, given, background, log_to_stderr)
+        start_dir = carried["start_dir"] if carried is not None else None
+        self.premises = Premises(table, given, background, log_to_stderr, start_dir=start_dir)
         self.registry = Registry(self.system, immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
         context = self.premises.context(self.system, self.registry)
         self.node = Node(path, table, signature, context, settings_changed=self.premises.settings_changed)
         self.clstat = StatusWriter(self.premises.paths["clstat"], self.system.now, on_heartbeat=self._keep_premises)
-        self.requests = Requests(self.node, self.clstat, self.system.now)
+        self.requests = Requests(self.node, self.clstat, self.system.now, started=self.started)
+        self.handover = Handover(self, command, self._watch_fd, self._unwatch_fd)
+        self.requests.hand_over_through(self.handover)
         self.node.subscribe(self.clstat.group_changed)  # clstat first: answers flush it
         self.node.subscribe(self.requests.group_changed)
         self.signal_box = _signals.SignalBox()
         self.selector = None
         self.server = None
+        self._waiting = {}  # after a handover: the connections that asked for it
         self._undo = []  # (name, undo) of the start-up steps taken, in order
 
     # ---- start and stop ---------------------------------------------------
@@ -100,7 +115,7 @@ class Daemon:
             ("selector", self._open_selector, self._close_selector),
             ("open files limit", system.raise_open_files_limit, None),
             ("trusted directories", premises.check_trust, None),
-            ("lock", premises.lock, premises.unlock),
+            ("lock", self._lock, premises.unlock),
             ("socket", self._listen, self._close_server),
             ("signals", self._catch_signals, self.signal_box.restore),
             ("sealed descriptors", system.seal_descriptors, None),
@@ -110,6 +125,7 @@ class Daemon:
             ("announce", self._announce, None),
             ("clstat", self.clstat.start, self._close_clstat),
             ("notify", premises.notify_ready, None),
+            ("handed over", self._answer_handover, None),
         )
 
     def run(self, ready=None):
@@ -123,6 +139,10 @@ class Daemon:
                 ready()
             self._loop()
             log.info("all groups halted; clinit exits")
+        except DaemonStartError as error:
+            if self.carried is not None:  # nobody sees our stderr, maybe: the log says it
+                log.error("the new image cannot start after the handover: %s", error)
+            raise
         finally:
             self._close()
 
@@ -138,20 +158,37 @@ class Daemon:
     def _close_selector(self):
         self.selector.close()
 
+    def _lock(self):
+        if self.carried is not None:
+            self.premises.take_lock(self.carried["lock"])
+        else:
+            self.premises.lock()
+
     def _listen(self):
-        self.premises.check_socket()
+        if self.carried is None:
+            self.premises.check_socket()
         policy = Policy(gid=self.premises.socket_gid)
         self.server = Server(self.selector, self.system.now, self.requests, policy)
         self.requests.answer_through(self.server.answer)
-        self.server.listen(self.premises.socket_path, self.premises.socket_gid)
+        if self.carried is None:
+            self.server.listen(self.premises.socket_path, self.premises.socket_gid)
+            return
+        record = self.carried
+        connections = [(fd, inbuf.encode("latin-1")) for fd, inbuf in record["connections"]]
+        self._waiting = self.server.take_over(
+            self.premises.socket_path, self.premises.socket_gid, record["listener"], connections, set(record["waiting"])
+        )
 
     def _close_server(self):
+        self.handover.close()
         self.server.close(Answer(False, "the daemon has shut down"))
 
     def _catch_signals(self):
         receiver = self.signal_box.install()
         self.selector.register(receiver, selectors.EVENT_READ, _woken)
         self.system.signals_changed()
+        if self.carried is not None:
+            _signals.unblock(self.carried["signals"])  # blocked for the exec: what came meanwhile
 
     def _become_subreaper(self):
         if not self.system.become_subreaper():
@@ -161,18 +198,33 @@ class Daemon:
         self.system.become_subreaper(False)  # a process that ran a daemon in-process goes on
 
     def _restore(self):
-        """Take over what a dead predecessor on our socket left (node.py, adopt.py)."""
+        """Every group as it was before the handover (carry.py), or what a dead predecessor
+        on our socket left (node.py, adopt.py)."""
+        if self.carried is not None:
+            try:
+                groups, histories = carry.parse(self.carried)
+            except (KeyError, TypeError, ValueError) as error:
+                log.error("cannot resume from the handover record (%s): adopting as after a crash", error)
+            else:
+                self.node.resume(groups, histories)
+                return
         self.node.restore(self.clstat.previous(self.system.booted_at()))
 
     def _announce(self):
+        how = "started" if self.carried is None else f"took over from clinit {self.carried['version']} in place"
         log.info(
-            "clinit %s started, pid %d, cltab %s, socket %s",
+            "clinit %s %s, pid %d, cltab %s, socket %s",
             VERSION,
+            how,
             os.getpid(),
             self.node.path,
             self.premises.socket_path,
         )
         log_warnings(self.node.table)
+
+    def _answer_handover(self):
+        if self.carried is not None:
+            self.handover.answer_waiting(self._waiting.values(), self.carried)
 
     def _close_clstat(self):
         self.clstat.close(finished=self.node.finished())
@@ -195,7 +247,7 @@ class Daemon:
 
     def _timed(self):
         """The parts with deadlines: each has ``next_deadline()`` and ``fire_due(now)``."""
-        return (self.registry, self.server, self.clstat)
+        return (self.registry, self.server, self.clstat, self.handover)
 
     def _loop(self):
         actions = self._signal_actions()
@@ -212,6 +264,7 @@ class Daemon:
             for part in self._timed():
                 part.fire_due(now)
             self.clstat.flush()
+            self.handover.step()  # a handover asked for: the exec, once the node is at rest
 
     def _timeout(self):
         if self.registry.spawns_waiting():

@@ -37,6 +37,14 @@ from .states import (
 log = logging.getLogger("cluster_init")
 
 
+# a handover: the verdict that takes a resumed group to the state it had (CONFIGURED: none)
+_RESUMED = {
+    GroupState.DONE: GroupEvent.ALL_DONE,
+    GroupState.PASSED: GroupEvent.ALL_PASSED,
+    GroupState.FAILED: GroupEvent.ANY_FAILED,
+}
+
+
 def _must_wait_for(proc):
     """True while the group must wait for ``proc`` before it settles."""
     return proc.busy or proc.state in STARTING_PROC_STATES
@@ -79,6 +87,11 @@ class Group(Machine):
     def restore(self, plan):
         """Take over what a dead predecessor left of this group (adopt.GroupPlan)."""
         self.post(GroupEvent.RESTORE, plan)
+
+    def resume(self, level, state, adoptions):
+        """After a handover: be at ``level`` in ``state`` (a GroupState at rest) with the
+        machines it had, ``(entry, adopt.Adoption)`` each; nothing is started or stopped."""
+        self.post(GroupEvent.RESUME, (level, state, adoptions))
 
     def set_entries(self, entries):
         """Take the group's entries from a newly read cltab.
@@ -189,6 +202,16 @@ class Group(Machine):
             return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
+    def _resume(self, carried):
+        """See ``resume``: the machines take the states they had; the verdict names ours."""
+        level, state, adoptions = carried
+        self.target = self.level = level
+        for entry, adoption in adoptions:
+            proc = Process(entry, self.ctx, on_change=self._proc_changed)
+            self._procs[entry.tag] = proc
+            proc.adopt(adoption)
+        return _RESUMED.get(state)
+
     def _check_procs(self, proc):
         """Settled yet?  Each process's change costs O(1) until the last one settles."""
         if proc is None:  # entering CHECKING: which of the level's processes do we wait for
@@ -252,10 +275,16 @@ class Group(Machine):
 #   a one-second poll (the Perl timeout/kickme rows);
 # * PASSED and FAILED halt through HALTING: a FAILED level may still
 #   have once or respawn entries running, which must be stopped;
-# * a process changing state after the group settled changes nothing.
+# * a process changing state after the group settled changes nothing;
+# * a handover (the daemon re-executed itself) resumes a group at rest
+#   straight in the state it had.
 Group.TABLE = {
     (GroupState.CONFIGURED, GroupEvent.TELL): (GroupState.STARTING, Group._start_next),
     (GroupState.CONFIGURED, GroupEvent.RESTORE): (GroupState.STARTING, Group._restore),  # (+) adoption after a crash
+    (GroupState.CONFIGURED, GroupEvent.RESUME): (GroupState.CONFIGURED, Group._resume),  # (+) a handover
+    (GroupState.CONFIGURED, GroupEvent.ALL_DONE): (GroupState.DONE, None),  # (+) resumed DONE
+    (GroupState.CONFIGURED, GroupEvent.ALL_PASSED): (GroupState.PASSED, None),  # (+) resumed PASSED
+    (GroupState.CONFIGURED, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),  # (+) resumed FAILED
     (GroupState.CONFIGURED, GroupEvent.HALT): (GroupState.CONFIGURED, None),
     (GroupState.CONFIGURED, GroupEvent.PROC): (GroupState.CONFIGURED, None),  # (+)
     (GroupState.STARTING, GroupEvent.PROC): (GroupState.STARTING, Group._continue_start),

@@ -125,6 +125,10 @@ class Registry:
             self.watch_fd(fd, lambda: self.pidfd_readable(fd))
         return True
 
+    def watched(self, machine):
+        """The pids watched through pidfds for ``machine`` (adopted after a crash), sorted."""
+        return sorted(pid for pid, owner in self._pidfds.values() if owner is machine)
+
     def pidfd_readable(self, fd):
         """An adopted process exited (its pidfd ``fd`` is readable): tell its machine."""
         pid, machine = self._pidfds.pop(fd, (None, None))

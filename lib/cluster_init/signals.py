@@ -13,6 +13,7 @@ mean the daemon itself is broken.  Children get the default disposition of every
 signal back before they exec (launcher.changed_signals).
 """
 
+import os
 import signal
 import socket
 
@@ -87,6 +88,17 @@ class SignalBox:
         pending, self.pending = self.pending, set()
         return pending
 
+    def block_for_exec(self):
+        """Before the daemon re-executes itself (a handover): block every handled signal,
+        so that one sent from now on waits, pending across the exec, for the new image's
+        handlers, and send those recorded but not acted on yet to ourselves again, to wait
+        the same way.  The signals blocked (``unblock`` them, in either image)."""
+        blocked = sorted((*HANDLED, *REALTIME))
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        for signum in sorted(self.take()):
+            os.kill(os.getpid(), signum)
+        return blocked
+
     def restore(self):
         if self._saved is not None:
             old_fd, old = self._saved
@@ -98,3 +110,8 @@ class SignalBox:
             if end is not None:
                 end.close()
         self.receiver = self._sender = None
+
+
+def unblock(signums):
+    """Unblock ``signums`` (``block_for_exec``'s): those pending are handled now."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signums)

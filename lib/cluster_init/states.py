@@ -79,6 +79,8 @@ class ProcEvent(_Named):
     ADOPTED_DONE = enum.auto()
     ADOPTED_PASS = enum.auto()
     ADOPTED_FAIL = enum.auto()
+    ADOPTED_PAUSING = enum.auto()  # a handover: a respawn entry between two starts, or held back
+    ADOPTED_IDLE = enum.auto()  # a handover: not running (off, or its start failed)
 
 
 class GroupState(_Named):
@@ -107,6 +109,7 @@ class GroupEvent(_Named):
     HALT = enum.auto()
     PROC = enum.auto()
     RESTORE = enum.auto()  # a new daemon takes over what its dead predecessor left
+    RESUME = enum.auto()  # the daemon re-executed itself (a handover): the group as it was
     ALL_STARTED = enum.auto()
     ALL_DONE = enum.auto()
     ALL_PASSED = enum.auto()
@@ -139,6 +142,19 @@ STARTING_PROC_STATES = frozenset({ProcState.SETUP, ProcState.RUNBG})
 
 DONE_PROC_STATES = frozenset({ProcState.DONE, ProcState.PASS, ProcState.PAUSING})
 """A process that lets its group settle DONE (a respawn held back counts as done)."""
+
+CARRIED_PROC_STATES = frozenset(
+    {
+        ProcState.CONFIGURED,
+        ProcState.DONE,
+        ProcState.PASS,
+        ProcState.FAIL,
+        ProcState.PAUSING,
+        ProcState.RUNNING,
+        ProcState.RUNTEST,
+    }
+)
+"""A process a handover carries over as it is: nothing of it is being started or stopped."""
 
 SETTLED_GROUP_STATES = frozenset({GroupState.DONE, GroupState.PASSED, GroupState.FAILED})
 """A group that has settled at its level: ``clinit -w`` answers."""
