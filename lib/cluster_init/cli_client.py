@@ -42,7 +42,7 @@ from .errors import (
 from .protocol import REEXEC_DEFAULT, format_seconds
 
 POLL = 0.02  # seconds between looks at the daemon's lock while -k -w waits
-REEXEC_SLACK = 90.0  # seconds --reexec waits beyond -t: the new image's check and start
+REEXEC_SLACK = 45.0  # seconds --reexec waits beyond -t: the new image's check and start
 
 # an error -> (exit status, whether -v still prints the status), first match wins
 _EXITS = (
@@ -142,7 +142,7 @@ def _reexec(client, args):
     except Timeout as error:  # the daemon's (its groups were not at rest in time), or ours
         raise Error(str(error)) from None
     except KeyboardInterrupt:
-        raise Interrupted("interrupted while waiting for the handover; the daemon goes on with it") from None
+        raise Interrupted("interrupted while waiting for the handover; the daemon does not hand over unless it has already") from None
     print(answer.message)
     return EXIT_OK
 

@@ -46,7 +46,7 @@ from .version import VERSION
 
 log = logging.getLogger("cluster_init")
 
-PROBE_TIMEOUT = 60.0  # seconds the probe may take
+PROBE_TIMEOUT = 30.0  # seconds the probe may take
 PROBE_LINE = "handover: "  # what the probe prints last: "handover: clinit VERSION reads formats 1 ..."
 
 
@@ -145,6 +145,9 @@ class Handover:
         """After every pass of the loop: probe, or re-execute once the node is at rest."""
         if not self.waiters or self._probe is not None:
             return
+        if self.daemon.node.halting:
+            self._answer_all(Answer(False, "not handed over: the daemon is shutting down"))
+            return
         if self.verdict is None:
             self._start_probe()
         elif self.verdict is True and self.daemon.node.unrest() is None:
@@ -193,7 +196,8 @@ class Handover:
         elif ": ok, " in last:
             why = "the clinit installed cannot take a handover (it has no --reexec)"
         else:
-            why = "; ".join(lines[-3:]) or "its check printed nothing"
+            why = last or "its check printed nothing"
+            log.error("the new image's check of the cltab said:\n%s", "\n".join(lines))
         self._fail(why)
 
     def _end_probe(self):
