@@ -45,7 +45,7 @@ print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
     "argv",
     [
         ["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"],
-        ["-S"], ["-S", "scramjet", "1"], ["-k", "-w"],
+        ["-S"], ["-S", "scramjet", "1"], ["-k", "-w"], ["--reexec"],
     ],
 )
 def test_the_client_path_imports_nothing_heavy(node, argv):
@@ -80,6 +80,8 @@ def test_the_client_path_imports_nothing_heavy(node, argv):
         ["--list", "g"],
         ["-r", "g", "t"],
         ["--restart", "-s", "/y", "g", "t"],
+        ["--reexec"],
+        ["--reexec", "-t", "5", "-c", "/x"],
     ],
 )
 def test_the_quick_parse_agrees_with_argparse(argv):

@@ -325,3 +325,159 @@ def test_a_new_image_that_dies_is_reported_and_its_groups_adopted_next(node):
     assert node.client().wait("g", "up", timeout=10) == "DONE"
     assert rows(node, "g")["svc"]["pid"] == str(kept[0])
     assert "adopting g:svc" in node.log_text()
+
+
+# ---- the worst moments --------------------------------------------------------------
+
+GATED = (  # the new image waits for the file "go" before it starts: the exec's window, held open
+    "import time\n"
+    "here = os.path.dirname(sys.argv[0])\n"
+    'if os.environ.get("CLINIT_REEXEC", "").isdigit():\n'
+    '    while not os.path.exists(here + "/go"):\n'
+    "        time.sleep(0.01)"
+)
+
+
+def gated_handover(node):
+    """Start a handover through the gated stand-in; the --reexec client, once the old
+    image has exec'ed (the log says so)."""
+    client = subprocess.Popen(
+        [sys.executable, CLINIT, "-c", node.cltab, "--reexec"],
+        cwd=node.dir, env=node.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for(lambda: "re-executes itself" in node.log_text(), what="the exec")
+    return client
+
+
+def test_a_signal_sent_during_the_exec_waits_for_the_new_image(node):
+    python, script = stand_in(node, GATED)
+    node.write_cltab(settings(node) + SERVICE)
+    node.start([python, script, "-d", "-c", node.cltab])
+    assert node.settle("g", "up") == "DONE"
+    client = gated_handover(node)
+    try:
+        node.daemon.send_signal(signal.SIGTERM)  # the default action would kill it now
+        with open(os.path.join(node.dir, "go"), "w"):
+            pass
+        out, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 0 and "handed over" in out, err
+    assert node.daemon.wait(30) == 0, "not killed: it halted every group, then exited"
+    assert "shutting down (signal SIGTERM)" in node.log_text()
+    assert marked_pids(node.mark, "CLINIT_GROUP=g") == []
+
+
+def test_a_client_that_comes_during_the_exec_is_answered_by_the_new_image(node):
+    python, script = stand_in(node, GATED)
+    node.write_cltab(settings(node) + SERVICE)
+    node.start([python, script, "-d", "-c", node.cltab])
+    _daemon, started = ping(node)
+    client = gated_handover(node)
+    try:
+        with connect(node) as meanwhile:  # the socket is there, and listening
+            meanwhile.sendall(b"status\n")
+            with open(os.path.join(node.dir, "go"), "w"):
+                pass
+            answer = meanwhile.recv(4096).decode()
+        out, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert answer.startswith("ok ") and client.returncode == 0, (answer, err)
+    assert ping(node)[1] != started
+
+
+def test_clinit_reexec_is_for_the_handover_only(node):
+    """A CLINIT_REEXEC that is not our own handover's is ignored; children never see it."""
+    node.write_cltab(settings(node) + SERVICE)
+    env = dict(node.env(), CLINIT_REEXEC="0")  # stdin: never read
+    with open(node.stderr_path, "w") as stderr:
+        node.daemon = subprocess.Popen(
+            [sys.executable, CLINIT, "-d", "-c", node.cltab], cwd=node.dir, env=env,
+            stdin=subprocess.PIPE, stdout=stderr, stderr=stderr,
+        )
+    wait_for(lambda: node.client().alive(), what="the daemon")
+    assert "descriptor 0 is not a handover record; starting afresh" in node.daemon_stderr()
+    assert node.settle("g", "up") == "DONE"
+    assert reexec(node).returncode == 0
+    os.kill(tagged(node, "svc")[0], signal.SIGKILL)
+    wait_for(lambda: rows(node, "g")["svc"]["starts"] == "2", what="svc respawned")
+    for tag in ("svc", "bg"):
+        with open(f"/proc/{tagged(node, tag)[0]}/environ", "rb") as stream:
+            assert b"CLINIT_REEXEC=" not in stream.read()
+
+
+def test_handovers_leak_no_descriptor(node):
+    node.write_cltab(settings(node) + SERVICE)
+    node.start()
+    assert node.settle("g", "up") == "DONE"
+    fds = lambda: sorted(os.listdir(f"/proc/{node.daemon.pid}/fd"))  # noqa: E731
+    reexec(node)
+    first = fds()
+    for _ in range(3):
+        assert reexec(node).returncode == 0
+    assert fds() == first
+    for fd in first:
+        flags = open(f"/proc/{node.daemon.pid}/fdinfo/{fd}").read().split("flags:")[1].split()[0]
+        assert int(fd) <= 2 or int(flags, 8) & 0o2000000, f"descriptor {fd} is not close-on-exec"
+
+
+def test_systemd_hears_reloading_then_ready(node):
+    notify = os.path.join(node.dir, "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(notify)
+    listener.settimeout(30)
+    node.write_cltab(settings(node) + SERVICE)
+    with open(node.stderr_path, "w") as stderr:
+        node.daemon = subprocess.Popen(
+            [sys.executable, CLINIT, "-d", "-c", node.cltab], cwd=node.dir,
+            env=dict(node.env(), NOTIFY_SOCKET=notify), stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+        )
+    try:
+        assert listener.recv(4096).startswith(b"READY=1\nMAINPID=%d" % node.daemon.pid)
+        assert reexec(node).returncode == 0
+        assert listener.recv(4096).startswith(b"RELOADING=1\nMONOTONIC_USEC=")
+        assert listener.recv(4096).startswith(b"READY=1\nMAINPID=%d" % node.daemon.pid)
+    finally:
+        listener.close()
+
+
+def test_two_clients_asking_at_once_are_both_answered(node):
+    go = os.path.join(node.dir, "go")
+    node.write_cltab(settings(node) + SERVICE + f"slow:gate:up:wait:while [ ! -e {go} ]; do sleep 0.02; done\n")
+    node.start()
+    node.tell("slow", "up")
+    clients = [
+        subprocess.Popen([sys.executable, CLINIT, "-c", node.cltab, "--reexec"], cwd=node.dir, env=node.env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        wait_for(lambda: node.log_text().count("handover asked") == 2, what="both requests")
+        with open(go, "w"):
+            pass
+        results = [client.communicate(timeout=60) for client in clients]
+    finally:
+        for client in clients:
+            if client.poll() is None:
+                client.kill()
+    assert [client.returncode for client in clients] == [0, 0], results
+    assert node.log_text().count("re-executes itself") == 1, "one exec for both"
+
+
+def test_processes_adopted_after_a_crash_are_still_watched_after_a_handover(node):
+    node.write_cltab(settings(node) + SERVICE)
+    node.start()
+    assert node.settle("g", "up") == "DONE"
+    node.daemon.kill()  # SIGKILL: its children live on, with its marks
+    node.daemon.wait(10)
+    node.start()  # adopts them: not its children, watched through pidfds
+    svc = tagged(node, "svc")[0]
+    assert rows(node, "g")["svc"]["note"] == "adopted"
+    assert reexec(node).returncode == 0
+    assert rows(node, "g")["svc"]["note"] == "adopted" and rows(node, "g")["svc"]["pid"] == str(svc)
+    os.kill(svc, signal.SIGKILL)
+    wait_for(lambda: rows(node, "g")["svc"]["pid"] not in ("-", str(svc)), what="svc respawned")
+    assert "g:svc: pid %d exited (result unknown after adoption)" % svc in node.log_text()

@@ -36,6 +36,7 @@ ENVIRONMENT = "CLINIT_REEXEC"  # the record's descriptor; "probe" for the probe 
 FORMAT = 1  # the record's format; READS, those a daemon of this version takes over from
 READS = (1,)
 MAGIC = "clinit handover"
+MAX_RECORD = 256 << 20  # bytes: far more than 100,000 entries need
 # the state a carried machine takes, by the verdict of its ADOPT row
 _VERDICTS = {
     ProcState.CONFIGURED: ProcEvent.ADOPTED_IDLE,
@@ -133,30 +134,47 @@ def send(record):
 
 def receive(value):
     """The record a handover left in descriptor ``value`` (CLINIT_REEXEC's), which is
-    closed; ValueError saying why it cannot be used."""
+    closed; ValueError saying why it cannot be used.  A descriptor that is not a
+    regular file (a terminal, a pipe: a read could block) is neither read nor closed."""
     if not value.isdigit():
         raise ValueError(f"{ENVIRONMENT}={value[:40]!r} is not a descriptor")
     fd = int(value)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # never read (or close) a terminal or a pipe
-            raise ValueError(f"{ENVIRONMENT}: descriptor {fd} is not a handover record")
-        chunks = []
+        info = os.fstat(fd)
+    except OSError as error:
+        raise ValueError(f"{ENVIRONMENT}: descriptor {fd}: {error.strerror or error}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{ENVIRONMENT}: descriptor {fd} is not a handover record")
+    try:
+        return _check(_read(fd, info.st_size), fd)
+    finally:
+        os.close(fd)
+
+
+def _read(fd, size):
+    if size > MAX_RECORD:
+        raise ValueError(f"{ENVIRONMENT}: descriptor {fd} is too big for a handover record")
+    chunks, done = [], 0
+    try:
         while True:  # pread: the offset of a file shared with someone else stays where it is
-            chunk = os.pread(fd, 1 << 20, sum(map(len, chunks)))
-            if not chunk:
+            chunk = os.pread(fd, 1 << 20, done)
+            if not chunk or done > MAX_RECORD:
                 break
             chunks.append(chunk)
+            done += len(chunk)
     except OSError as error:
         raise ValueError(f"{ENVIRONMENT}: cannot read descriptor {fd}: {error.strerror or error}") from None
     try:
-        record = json.loads(b"".join(chunks))
+        return json.loads(b"".join(chunks))
     except ValueError:
         raise ValueError(f"{ENVIRONMENT}: descriptor {fd} holds no handover record") from None
+
+
+def _check(record, fd):
     if not isinstance(record, dict) or record.get("magic") != MAGIC:
         raise ValueError(f"{ENVIRONMENT}: descriptor {fd} holds no handover record")
     if record.get("format") not in READS:
         raise ValueError(f"handover record format {record.get('format')!r} is unknown to clinit {VERSION}")
     if record.get("pid") != os.getpid():
         raise ValueError(f"the handover record is pid {record.get('pid')}'s, not ours ({os.getpid()})")
-    os.close(fd)
     return record

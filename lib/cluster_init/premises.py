@@ -226,7 +226,10 @@ class Premises:
         if socketlock.still_ours(fd, self.paths["socket"]):
             self.lock_fd = fd
             return
-        os.close(fd)
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # not open: the exec did not keep it
         self.lock()
 
     def keep_lock(self):
