@@ -20,8 +20,12 @@ writer); nothing polls.  After every wake-up it acts on the signals
 that arrived (``_signal_actions``), reaps and hands each exit to its
 machine, starts the next batch of children waiting to start (at most
 SPAWN_BATCH, or SPAWN_BUDGET seconds' worth, a pass, so clients are
-served between batches), fires the parts' due deadlines, and writes
-clstat if a group changed.  The loop decides no policy: the machines do.
+served between batches), fires the parts' due deadlines, writes
+clstat if a group changed, and lets a handover asked for go ahead
+(handover.py: the daemon re-executes itself in place once the node is at
+rest).  The loop decides no policy: the machines do.  An image started by
+a handover (``carried``) takes the lock, the socket, the connections and
+the groups over from the record instead of making them (carry.py).
 """
 
 import gc

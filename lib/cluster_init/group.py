@@ -17,7 +17,9 @@ Told a level, a group
 An entry in both the old and the new level keeps running untouched.
 A new level told in the middle of any of this redirects the group.
 HALT stops every entry and returns the group to CONFIGURED.  Each
-change of state is reported to ``observer(group)``.
+change of state is reported to ``observer(group)``.  After a crash a
+group is restored from what is left (``restore``, adopt.py); after a
+handover, resumed exactly as it was (``resume``, carry.py).
 """
 
 import logging

@@ -10,7 +10,9 @@ SIGTERM is acted on however many SIGCHLDs came with it.  The loop calls
 Every signal a daemon may be sent is either handled (recorded) or
 ignored; none is fatal but SIGKILL and the fault signals (FAULTS), which
 mean the daemon itself is broken.  Children get the default disposition of every
-signal back before they exec (launcher.changed_signals).
+signal back before they exec (launcher.changed_signals).  A handover blocks
+every handled signal across the daemon's own exec (``block_for_exec``), so
+that one sent meanwhile waits for the new image's handlers.
 """
 
 import os
