@@ -9,15 +9,16 @@ why.  Waits are on states, with deadlines.
 """
 
 import os
-import shutil
+import resource
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
 
-from cluster_init.client import Client, lock_held
+import pytest
+
+from cluster_init.client import lock_held
 from cluster_init.protocol import LIST_FIELDS
 
 from daemon_rig import CLINIT, LIB, alive, connect, marked_pids, settings, tagged, wait_for
@@ -481,3 +482,49 @@ def test_processes_adopted_after_a_crash_are_still_watched_after_a_handover(node
     os.kill(svc, signal.SIGKILL)
     wait_for(lambda: rows(node, "g")["svc"]["pid"] not in ("-", str(svc)), what="svc respawned")
     assert "g:svc: pid %d exited (result unknown after adoption)" % svc in node.log_text()
+
+
+def test_children_still_get_the_open_files_limit_the_daemon_was_started_with(node):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard <= 256:
+        pytest.skip(f"the hard open files limit is only {hard}")
+    node.write_cltab(settings(node) + SERVICE)
+    node.start(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    assert node.settle("g", "up") == "DONE"
+    assert reexec(node).returncode == 0
+    assert _soft_limit(node.daemon.pid) == hard, "raised again by the new image"
+    os.kill(tagged(node, "svc")[0], signal.SIGKILL)
+    wait_for(lambda: rows(node, "g")["svc"]["starts"] == "2", what="svc respawned")
+    assert _soft_limit(tagged(node, "svc")[0]) == 256, "not the raised one: the first image's original"
+
+
+def _soft_limit(pid):
+    with open(f"/proc/{pid}/limits", encoding="ascii") as stream:
+        line = next(line for line in stream if line.startswith("Max open files"))
+    return int(line.split()[3])
+
+
+def test_an_old_daemon_that_knows_no_reexec_is_said_so(node):
+    """What the package's first upgrade meets: a clinit 0.4.0 daemon (here, a socket
+    answering as it would)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(node.socket)
+    server.listen(4)
+    node.write_cltab(settings(node) + SERVICE)
+
+    def answer_two():
+        for reply in (b"ok clinit 0.4.0 pid 1\n", b"error unknown request 'reexec' (known: tell, ...)\n"):
+            conn, _ = server.accept()
+            conn.recv(4096)
+            conn.sendall(reply)
+            conn.close()
+
+    thread = threading.Thread(target=answer_two, daemon=True)
+    thread.start()
+    try:
+        result = reexec(node)
+    finally:
+        thread.join(10)
+        server.close()
+    assert result.returncode == 1
+    assert "cannot hand over: it predates --reexec" in result.stderr and "0.4.0" in result.stderr

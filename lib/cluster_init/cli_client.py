@@ -128,8 +128,17 @@ def _restart(client, args):
     return EXIT_OK
 
 
+def _image(ping_message):
+    """``(pid, started)`` of a ping answer (started None from a daemon before 0.4.1)."""
+    words = ping_message.split()
+    pid = words[words.index("pid") + 1] if "pid" in words[:-1] else None
+    started = words[words.index("started") + 1] if "started" in words[:-1] else None
+    return pid, started
+
+
 def _reexec(client, args):
-    """--reexec: the daemon re-executes itself in place; the new image answers."""
+    """--reexec: the daemon re-executes itself in place; the new image answers, and a
+    ping then shows the same pid with a new start."""
     before = client.ping()  # no daemon: NotRunning, exit 3 (nothing to hand over)
     seconds = REEXEC_DEFAULT if args.timeout is None else args.timeout
     try:
@@ -141,8 +150,21 @@ def _reexec(client, args):
         ) from None
     except Timeout as error:  # the daemon's (its groups were not at rest in time), or ours
         raise Error(str(error)) from None
+    except DaemonError as error:
+        if str(error).startswith("unknown request 'reexec'"):  # clinit 0.4.0 and before
+            raise Error(
+                f"the running daemon ({before}) cannot hand over: it predates --reexec;"
+                " restart it when that suits (a restart halts its groups)"
+            ) from None
+        raise
     except KeyboardInterrupt:
-        raise Interrupted("interrupted while waiting for the handover; the daemon does not hand over unless it has already") from None
+        raise Interrupted(
+            "interrupted while waiting for the handover; the daemon does not hand over unless it has already"
+        ) from None
+    after = client.ping()
+    (pid, started), (new_pid, new_started) = _image(before), _image(after)
+    if new_pid != pid or new_started is None or new_started == started:
+        raise Error(f"the daemon answered {answer.message!r}, but it was {before!r} and is {after!r}")
     print(answer.message)
     return EXIT_OK
 

@@ -169,7 +169,7 @@ class Daemon:
             self.premises.lock()
 
     def _listen(self):
-        if self.carried is None:
+        if self.carried is None or self.carried["listener"] is None:  # none passed on: bind anew
             self.premises.check_socket()
         policy = Policy(gid=self.premises.socket_gid)
         self.server = Server(self.selector, self.system.now, self.requests, policy)
