@@ -111,25 +111,24 @@ class Server:
     # a handover (handover.py): what goes across the exec, and taking it over
     def carry(self, parked):
         """``(listener, connections)`` to pass on: the listening socket (Listener.carry)
-        and ``(descriptor, bytes read)`` of each connection of ``parked`` (answered by
-        the new image) and of each still sending its request.  Answers being sent are
-        sent first, as far as they go now; the exec closes what is not passed on."""
+        and ``(descriptor, bytes read, parked)`` of each connection of ``parked`` (to be
+        answered by the new image) and of each still sending its request.  Answers being
+        sent are sent first, as far as they go now; the exec closes what is not passed on."""
         for connection in [c for c in self.connections if c.outbuf]:
             self._write(connection)
         kept = [c for c in self.connections if c in parked or c.idle]
-        return self.listener.carry(), [(c.sock.fileno(), bytes(c.inbuf)) for c in kept]
+        return self.listener.carry(), [(c.sock.fileno(), bytes(c.inbuf), c in parked) for c in kept]
 
-    def take_over(self, path, socket_gid, listener, connections, parked=()):
+    def take_over(self, path, socket_gid, listener, connections):
         """After a handover: listen on the socket passed on (``(fd, inode)``; None: bind
-        ``path`` anew) and serve the connections passed on (``(fd, bytes read)``); those
-        whose descriptor is in ``parked`` wait for an answer (``answer``): they are
-        returned, by descriptor."""
+        ``path`` anew) and serve the connections passed on, ``(fd, bytes read, parked)``;
+        the parked ones wait for an answer (``answer``): they are returned."""
         if listener is None:
             self.listen(path, socket_gid)
         else:
             self.listener.take_over(path, socket_gid, *listener)
-        waiting, now = {}, self.clock()
-        for fd, inbuf in connections:
+        waiting, now = [], self.clock()
+        for fd, inbuf, parked in connections:
             try:
                 sock = socket.socket(fileno=fd)
                 sock.setblocking(False)
@@ -140,10 +139,10 @@ class Server:
             connection.inbuf += inbuf
             self.connections[connection] = None
             self.selector.register(sock, selectors.EVENT_READ, self._on_event(connection))
-            if fd in parked:
+            if parked:
                 connection.parked = True
                 self.waiters += 1
-                waiting[fd] = connection
+                waiting.append(connection)
         return waiting
 
     # accepting

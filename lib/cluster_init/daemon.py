@@ -105,7 +105,7 @@ class Daemon:
         self.signal_box = _signals.SignalBox()
         self.selector = None
         self.server = None
-        self._waiting = {}  # after a handover: the connections that asked for it
+        self._waiting = []  # after a handover: the connections that asked for it
         self._undo = []  # (name, undo) of the start-up steps taken, in order
 
     # ---- start and stop ---------------------------------------------------
@@ -177,10 +177,9 @@ class Daemon:
         if self.carried is None:
             self.server.listen(self.premises.socket_path, self.premises.socket_gid)
             return
-        record = self.carried
-        connections = [(fd, inbuf.encode("latin-1")) for fd, inbuf in record["connections"]]
+        connections = [(fd, inbuf.encode("latin-1"), parked) for fd, inbuf, parked in self.carried["connections"]]
         self._waiting = self.server.take_over(
-            self.premises.socket_path, self.premises.socket_gid, record["listener"], connections, set(record["waiting"])
+            self.premises.socket_path, self.premises.socket_gid, self.carried["listener"], connections
         )
 
     def _close_server(self):
@@ -228,7 +227,7 @@ class Daemon:
 
     def _answer_handover(self):
         if self.carried is not None:
-            self.handover.answer_waiting(self._waiting.values(), self.carried)
+            self.handover.answer_waiting(self._waiting, self.carried)
 
     def _close_clstat(self):
         self.clstat.close(finished=self.node.finished())

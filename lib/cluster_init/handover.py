@@ -41,6 +41,7 @@ import sys
 
 from . import carry
 from .connections import Park
+from .signals import unblock
 from .protocol import Answer
 from .version import VERSION
 
@@ -218,45 +219,53 @@ class Handover:
 
     # the exec
     def _exec(self):
+        """Re-execute; returns only if that failed, with the daemon as it was."""
         daemon = self.daemon
-        command, arguments = self.command
         daemon.clstat.flush()
         listener, connections = daemon.server.carry(set(self.waiters))
-        waiting = [connection.sock.fileno() for connection in self.waiters]
         blocked = daemon.signal_box.block_for_exec()
-        record = carry.capture(daemon.node, [name for name, _level, _state in daemon.clstat.rows()])
-        record.update(
-            start_dir=daemon.premises.start_dir,
-            listener=listener,
-            lock=daemon.premises.lock_fd,
-            connections=[[fd, inbuf.decode("latin-1")] for fd, inbuf in connections],
-            waiting=waiting,
-            signals=blocked,
-        )
         daemon.premises.notify_reloading(daemon.system.now())
-        record_fd = carry.send(record)
-        passed = [record_fd, daemon.premises.lock_fd, *(number for number, _inbuf in connections)]
-        passed += [listener[0]] if listener is not None else []
-        for number in passed:
-            os.set_inheritable(number, True)
-        argv = [*command, *arguments]
-        log.info("handing over: clinit %s pid %d re-executes itself: %s", VERSION, os.getpid(), " ".join(argv))
-        why = "execve returned"
+        passed = []  # the record's descriptor first, then those the new image takes over
         try:
-            with daemon.system.spawning():  # the open-files limit it was started with
-                os.execve(argv[0], argv, dict(os.environ, **{carry.ENVIRONMENT: str(record_fd)}))
+            record = carry.capture(daemon.node, [name for name, _level, _state in daemon.clstat.rows()])
+            record.update(
+                start_dir=daemon.premises.start_dir,
+                listener=listener,
+                lock=daemon.premises.lock_fd,
+                connections=[[fd, inbuf.decode("latin-1"), parked] for fd, inbuf, parked in connections],
+                signals=blocked,
+            )
+            passed.append(carry.send(record))
+            passed += [daemon.premises.lock_fd, *(fd for fd, _inbuf, _parked in connections)]
+            passed += [listener[0]] if listener is not None else []
+            for number in passed:
+                os.set_inheritable(number, True)
+            self._execve(passed[0])
+            why = "execve returned"
         except OSError as error:
-            why = f"cannot re-execute {argv[0]}: {error.strerror or error}"
+            why = f"cannot re-execute {self.command[0][0]}: {error.strerror or error}"
+        except Exception as error:  # a bug must not take the daemon down with its signals blocked
+            log.exception("internal error in the handover")
+            why = f"internal error: {error}"
         for number in passed[1:]:
-            os.set_inheritable(number, False)
-        os.close(record_fd)
-        from .signals import unblock
-
+            try:
+                os.set_inheritable(number, False)
+            except OSError:
+                pass
+        if passed:
+            os.close(passed[0])
         unblock(blocked)
         daemon.premises.notify_ready()
         message = f"not handed over: {why}; clinit {VERSION} goes on"
         log.error("%s", message)
         self._answer_all(Answer(False, message))
+
+    def _execve(self, record_fd):
+        command, arguments = self.command
+        argv = [*command, *arguments]
+        log.info("handing over: clinit %s pid %d re-executes itself: %s", VERSION, os.getpid(), " ".join(argv))
+        with self.daemon.system.spawning():  # the open-files limit it was started with
+            os.execve(argv[0], argv, dict(os.environ, **{carry.ENVIRONMENT: str(record_fd)}))
 
     def close(self):
         """The daemon closes: a probe still running is given up."""
