@@ -128,18 +128,23 @@ def _restart(client, args):
     return EXIT_OK
 
 
-def _image(ping_message):
-    """``(pid, started)`` of a ping answer (started None from a daemon before 0.4.1)."""
-    words = ping_message.split()
+def _image(answer):
+    """``(pid, started)`` of a ping Answer (started None from a daemon before 0.4.1)."""
+    words = answer.message.split()
     pid = words[words.index("pid") + 1] if "pid" in words[:-1] else None
-    started = words[words.index("started") + 1] if "started" in words[:-1] else None
+    started = next((line.split()[1] for line in answer.lines if line.startswith("started ")), None)
     return pid, started
+
+
+def _says(answer):
+    return " ".join((answer.message,) + answer.lines)
 
 
 def _reexec(client, args):
     """--reexec: the daemon re-executes itself in place; the new image answers, and a
     ping then shows the same pid with a new start."""
-    before = client.ping()  # no daemon: NotRunning, exit 3 (nothing to hand over)
+    first = client.request("ping")  # no daemon: NotRunning, exit 3 (nothing to hand over)
+    before = first.message
     seconds = REEXEC_DEFAULT if args.timeout is None else args.timeout
     try:
         answer = client.request("reexec", format_seconds(seconds), timeout=seconds + REEXEC_SLACK)
@@ -161,10 +166,10 @@ def _reexec(client, args):
         raise Interrupted(
             "interrupted while waiting for the handover; the daemon does not hand over unless it has already"
         ) from None
-    after = client.ping()
-    (pid, started), (new_pid, new_started) = _image(before), _image(after)
+    after = client.request("ping")
+    (pid, started), (new_pid, new_started) = _image(first), _image(after)
     if new_pid != pid or new_started is None or new_started == started:
-        raise Error(f"the daemon answered {answer.message!r}, but it was {before!r} and is {after!r}")
+        raise Error(f"the daemon answered {answer.message!r}, but it was {_says(first)!r} and is {_says(after)!r}")
     print(answer.message)
     return EXIT_OK
 

@@ -27,9 +27,10 @@ Requests::
                        -> ok restarting GROUP:TAG
     shutdown           halt every group, then exit
                        -> ok all groups halting
-    ping               -> ok clinit VERSION pid PID started SECONDS
-                          (SECONDS: when this image of the daemon started,
-                          since the epoch; a handover changes it, not PID)
+    ping               -> ok clinit VERSION pid PID, then "started SECONDS":
+                          when this image of the daemon started, since the
+                          epoch (a handover changes it, not PID); a data
+                          line, so that the first line keeps its old form
     reexec [SECONDS]   hand over: the daemon re-executes itself in place as
                        the version installed (handover.py), once every
                        group is at rest, waiting up to SECONDS (default

@@ -205,8 +205,8 @@ class Requests:
         return Answer(True, "all groups halting")
 
     def ping(self, _connection):
-        started = "" if self.started is None else f" started {self.started:.6f}"
-        return Answer(True, f"clinit {VERSION} pid {os.getpid()}{started}")
+        started = () if self.started is None else (f"started {self.started:.6f}",)  # a data line
+        return Answer(True, f"clinit {VERSION} pid {os.getpid()}", started)
 
     def reexec(self, connection, seconds=None):
         """Hand over (handover.py): answered by the new image, or with why not."""
