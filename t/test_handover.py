@@ -102,6 +102,8 @@ def test_a_handover_keeps_the_daemon_its_children_and_every_group(node):
     assert node.settle("h", "on") == "DONE"
     daemon, started = ping(node)
     before = rows(node)
+    # every process there, marks readable (a shell forks its "&" job after it was started)
+    wait_for(lambda: [len(tagged(node, tag)) for tag in ("svc", "bg", "other")] == [1, 2, 1], what="children")
     children = sorted(marked_pids(node.mark, "CLINIT_GROUP=g") + marked_pids(node.mark, "CLINIT_GROUP=h"))
     clstat = read(node.clstat)
     assert clstat == "Cluster::Init::Group g up DONE\nCluster::Init::Group h on DONE\n"
@@ -157,7 +159,7 @@ def test_under_b_the_pid_file_stays_and_goes_at_exit(node):
     assert started.returncode == 0, started.stderr
     daemon = int(read(pidfile).split()[0])
     assert node.clinit("-w", "g", "up").stdout == "g up DONE\n"
-    svc = tagged(node, "svc")
+    svc = wait_for(lambda: tagged(node, "svc"), what="svc")
 
     result = reexec(node)
     assert result.returncode == 0, result.stderr
@@ -319,7 +321,7 @@ def test_a_new_image_that_dies_is_reported_and_its_groups_adopted_next(node):
     node.write_cltab(settings(node) + SERVICE)
     node.start([python, script, "-d", "-c", node.cltab])
     assert node.settle("g", "up") == "DONE"
-    kept = tagged(node, "svc")
+    kept = wait_for(lambda: tagged(node, "svc"), what="svc")
     result = reexec(node)
     assert result.returncode == 1
     assert "closed the connection during the handover without answering" in result.stderr
@@ -498,7 +500,8 @@ def test_children_still_get_the_open_files_limit_the_daemon_was_started_with(nod
     assert _soft_limit(node.daemon.pid) == hard, "raised again by the new image"
     os.kill(tagged(node, "svc")[0], signal.SIGKILL)
     wait_for(lambda: rows(node, "g")["svc"]["starts"] == "2", what="svc respawned")
-    assert _soft_limit(tagged(node, "svc")[0]) == 256, "not the raised one: the first image's original"
+    respawned = wait_for(lambda: tagged(node, "svc"), what="the new svc")[0]
+    assert _soft_limit(respawned) == 256, "not the raised one: the first image's original"
 
 
 def _soft_limit(pid):
