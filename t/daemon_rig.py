@@ -163,14 +163,15 @@ class Node:
         env["PYTHONPATH"] = LIB
         return env
 
-    def start(self, argv=None, preexec_fn=None):
+    def start(self, argv=None, preexec_fn=None, env=None):
         """Start a daemon in the foreground (``clinit -d``); wait until it answers.
 
-        ``preexec_fn`` runs in the daemon's process before its exec (to set limits)."""
+        ``preexec_fn`` runs in the daemon's process before its exec (to set limits);
+        ``env`` is added to its environment."""
         argv = argv or [sys.executable, CLINIT, "-d", "-c", self.cltab]
         with open(self.stderr_path, "w") as stderr:
             self.daemon = subprocess.Popen(
-                argv, cwd=self.dir, env=self.env(), stdin=subprocess.DEVNULL,
+                argv, cwd=self.dir, env=dict(self.env(), **(env or {})), stdin=subprocess.DEVNULL,
                 stdout=stderr, stderr=stderr, preexec_fn=preexec_fn,
             )
         wait_for(lambda: self.client().alive() or self.daemon.poll() is not None, what="daemon")

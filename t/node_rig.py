@@ -25,6 +25,9 @@ class Connection:
     def __repr__(self):
         return f"Connection({self.name})"
 
+    def who(self):
+        return f"uid 4242 ({self.name})"
+
 
 class NodeRig:
     """A cltab in ``directory``, and the Node, StatusWriter and Requests that serve it."""

@@ -212,3 +212,14 @@ def test_signals_wait_across_the_exec(tmp_path):
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
         box.restore()
+
+
+def test_an_entry_stopped_by_hand_stays_stopped(rig, tmp_path):
+    rig.node.group("web").stop_entry("srv")
+    rig.exit("srv", signum=signal.SIGINT)
+    assert rig.node.unrest() is None and rig.node.group("web").machine("srv").stopped_by_hand
+    after = handed_over(rig, tmp_path)
+    srv = after.node.group("web").machine("srv")
+    assert srv.state is ProcState.CONFIGURED and srv.stopped_by_hand and srv.pid is None
+    assert after.node.rows(["web"]) == rig.node.rows(["web"]), "'stopped by hand' in its note"
+    assert len(after.system.spawned) == len(rig.system.spawned)

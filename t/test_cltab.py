@@ -177,3 +177,42 @@ def test_a_nul_in_a_command_is_refused():
 
 def test_invisible_characters_in_names_are_refused():
     assert problems("g:t:up\u200b:wait:true\n") == [(1, "levels 'up\\u200b' contains whitespace or a control character")]
+
+
+def test_boot_lines_are_not_settings():
+    table = cltab.parse(
+        ":::boot:web:run\n::override:boot:db:1\nweb:a:run:once:x\ndb:b:12:respawn:y\n", "ct"
+    )
+    assert table.boot == (("web", "run"), ("db", "1"))
+    assert "boot" not in table.settings and table.warnings == ()
+
+
+def test_bad_boot_lines_are_errors_at_their_lines():
+    text = (
+        ":::boot:web:run\n"
+        ":::boot:web:run\n"
+        ":::boot:nosuch:1\n"
+        ":::boot:web\n"
+        ":::boot:db:stop\n"
+        ":::boot:db:o\n"
+        ":::boot:d b:1\n"
+        "web:a:run:once:x\n"
+        "db:b:12:respawn:y\n"
+        "db:c:o:off:y\n"
+    )
+    with pytest.raises(CltabError) as caught:
+        cltab.parse(text, "ct")
+    assert caught.value.problems == [
+        (2, "boot: group 'web' has a boot level already (line 1)"),
+        (3, "boot: no group 'nosuch' in this cltab"),
+        (4, "boot: GROUP:LEVEL wanted, not 'web'"),
+        (5, "boot: group 'db' has no entries at level 'stop'"),
+        (6, "boot: group 'db' has no entries at level 'o'"),
+        (7, "boot: group 'd b' contains whitespace or a control character"),
+    ]
+
+
+def test_a_client_reads_boot_lines_without_a_warning():
+    from cluster_init.settings import scan
+
+    assert scan(":::boot:web:run\n:::socket:/s\n", "ct") == ({"socket": "/s"}, [])

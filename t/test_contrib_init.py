@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from daemon_rig import CHECKOUT, CLINIT, marked_pids, wait_for
-from realproc import alive
+from realproc import alive, environ_of
 
 SCRIPT = os.path.join(CHECKOUT, "contrib", "clinit.init")
 NOWHERE = "/nonexistent/clinit-test"
@@ -289,6 +289,41 @@ def test_settings_from_the_defaults_file(node):
     check(init("status"), 0)
     check(init("stop"), 0)
     assert not os.path.exists(pidfile)
+    assert marked_pids(node.mark) == []
+
+
+def test_the_cltab_from_clinit_cltab_in_the_defaults_file(node):
+    """CLINIT_CLTAB in /etc/default/clinit; the script exports it to the daemon and its entries."""
+    node.write_cltab(cltab_text(node.dir, [web_entry(node.dir)]))
+    defaults = os.path.join(node.dir, "default-clinit")
+    with open(defaults, "w", encoding="utf-8") as stream:
+        stream.write(f"CLINIT={shlex.quote(node.wrapper())}\nCLINIT_CLTAB={shlex.quote(node.cltab)}\n")
+    init = Init(node, CLINIT=None, CLTAB="/nonexistent/older-name-loses", CLINIT_DEFAULTS=defaults)
+    check(init("start"), 0, says="Started")
+    named = f"CLINIT_CLTAB={node.cltab}".encode()
+    wait_for(lambda: named in environ_of(init.pid()), what="CLINIT_CLTAB in the daemon's")
+    node.settle("web", "run")
+    wait_for(lambda: named in environ_of(int(init.child_pid())), what="CLINIT_CLTAB in the entry's")
+    check(init("stop"), 0, says="Stopped")
+    assert marked_pids(node.mark) == []
+
+
+def test_boot_levels_bring_the_node_up_and_stop_brings_it_down(node):
+    """With :::boot: lines, start alone brings the groups up and stop alone brings them down."""
+    node.write_cltab(cltab_text(node.dir, [":::boot:web:run", web_entry(node.dir)]))
+    init = Init(node)
+    check(init("start"), 0, says="Started")
+    assert node.client().wait("web", "run", timeout=20) == "DONE", "no tell: the boot level"
+    child = int(init.child_pid())
+    assert alive(child) and "boot: telling web level run" in node.log_text()
+    check(init("stop"), 0, says="Stopped")
+    assert not alive(child) and marked_pids(node.mark) == []
+    assert not os.path.exists(node.clstat)
+    os.unlink(os.path.join(node.dir, "web.pid"))
+    check(init("start"), 0, says="Started")
+    assert node.client().wait("web", "run", timeout=20) == "DONE", "and again at the next start"
+    assert int(init.child_pid()) != child
+    check(init("stop"), 0, says="Stopped")
     assert marked_pids(node.mark) == []
 
 

@@ -83,3 +83,29 @@ def test_inittab_line_runs_the_daemon_in_the_foreground(node):
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(15) == 0
     assert not alive(stay)
+
+
+def test_with_a_boot_line_the_inittab_line_brings_the_group_up_and_sigterm_down(node):
+    output = os.path.join(node.dir, "clinit.out")
+    wrapper = os.path.join(node.dir, "clinit-wrapper")
+    with open(wrapper, "w", encoding="utf-8") as stream:
+        stream.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(CLINIT)} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    node.write_cltab("\n".join([
+        f":::socket:{node.socket}",
+        f":::clstat:{node.clstat}",
+        f":::log:{node.log}",
+        ":::term_delay:1",
+        ":::kill_delay:1",
+        ":::boot:hello:run",
+        f"hello:stay:run:respawn:echo $$ > {node.dir}/stay.pid; exec sleep 300",
+    ]) + "\n")
+    _, _, _, process = the_entry()
+    process = process.replace(f"{INSTALLED} -d", f"{wrapper} -d -c {node.cltab}").replace(OUTPUT, output)
+    daemon = node.start(init_argv(process))
+    assert node.client().wait("hello", "run", timeout=20) == "DONE", "no tell: its boot level"
+    path = os.path.join(node.dir, "stay.pid")
+    stay = int(wait_for(lambda: os.path.exists(path) and open(path).read().strip(), what="stay.pid"))
+    daemon.send_signal(signal.SIGTERM)  # init's stop
+    assert daemon.wait(15) == 0
+    assert not alive(stay)

@@ -63,8 +63,17 @@ def seconds(text):
     return int(match.group(1)) * (60 if match.group(2) == "min" else 1)
 
 
+def clinit_words(line):
+    """The clinit command of an Exec line: ``clinit ARGS``, or ``/bin/sh -c '... exec
+    clinit ARGS'`` (the unit's way to read an older CLTAB=); [] for another command."""
+    words = shlex.split(line.lstrip("-"))
+    if words[:2] == ["/bin/sh", "-c"]:
+        words = shlex.split(words[2].replace("$$", "$").split(" exec ", 1)[-1])
+    return words if words[:1] == ["clinit"] else []
+
+
 def stop_timeout_of_exec_stop():
-    words = shlex.split(value("ExecStop").lstrip("-"))
+    words = clinit_words(value("ExecStop"))
     assert words[0] == "clinit" and "-k" in words and "-w" in words, words
     return float(words[words.index("-t") + 1])
 
@@ -74,8 +83,10 @@ def stop_timeout_of_exec_stop():
 
 def test_unit_settings():
     assert value("Type") in ("simple", "notify")
-    start = shlex.split(value("ExecStart"))
-    assert start[0] == "clinit" and "-d" in start and "-b" not in start, start
+    start = clinit_words(value("ExecStart"))
+    assert start[:1] == ["clinit"] and "-d" in start and "-b" not in start, start
+    for line in values("ExecStart") + values("ExecReload") + values("ExecStop"):
+        assert "-c" not in clinit_words(line), "the cltab comes from CLINIT_CLTAB (or CLTAB)"
     assert value("KillMode") == "process"
     assert value("Restart") == "on-failure"
 
@@ -84,10 +95,8 @@ def test_unit_settings():
     assert delays < wait < seconds(value("TimeoutStopSec"))
 
     reload = values("ExecReload")
-    assert "--check" in shlex.split(reload[0]), "a broken cltab is refused before the reread"
-    assert len(reload) == 2 and (
-        reload[1] == "/bin/kill -HUP $MAINPID" or shlex.split(reload[1])[:1] == ["clinit"]
-    ), reload
+    assert "--check" in clinit_words(reload[0]), "a broken cltab is refused before the reread"
+    assert len(reload) == 2 and (reload[1] == "/bin/kill -HUP $MAINPID" or clinit_words(reload[1])), reload
     assert value("WantedBy", "Install") == "multi-user.target"
     assert set(value("Documentation", "Unit").split()) == {"man:clinit(8)", "man:cltab(5)"}
 
@@ -106,9 +115,9 @@ def installed_clinit():
 def unit_copy(directory, clinit):
     """The unit with every Exec line naming ``clinit`` by its absolute path."""
     text = open(UNIT, encoding="utf-8").read()
-    copied, count = re.subn(r"^(Exec\w+=-?)clinit ", rf"\g<1>{clinit} ", text, flags=re.M)
+    copied, count = re.subn(r"^(Exec\w+=-?/bin/sh -c '.* exec )clinit ", rf"\g<1>{clinit} ", text, flags=re.M)
     commands = values("ExecStart") + values("ExecReload") + values("ExecStop")
-    assert count == sum(shlex.split(line.lstrip("-"))[0] == "clinit" for line in commands)
+    assert count == sum(bool(clinit_words(line)) for line in commands)
     path = os.path.join(directory, "clinit.service")
     with open(path, "w", encoding="utf-8") as stream:
         stream.write(copied)
@@ -149,7 +158,7 @@ class Systemd:
         for assignment in values("Environment"):
             name, _, val = assignment.partition("=")
             self.env[name] = val
-        self.env["CLTAB"] = node.cltab  # as /etc/default/clinit would set it
+        self.env["CLTAB"] = node.cltab  # as an older /etc/default/clinit would set it
         self.main = None
 
     def expand(self, line, mainpid=None):
@@ -157,7 +166,11 @@ class Systemd:
         ignore = line.startswith("-")
         env = dict(self.env, MAINPID=str(mainpid) if mainpid else "")
         argv = []
-        for word in shlex.split(line.lstrip("-")):
+        words = shlex.split(line.lstrip("-"))
+        if words[:2] == ["/bin/sh", "-c"]:  # systemd makes $$ a $; sh does the rest
+            script = words[2].replace("$$", "$").replace(" exec clinit ", f" exec {shlex.quote(self.clinit)} ")
+            return ignore, ["/bin/sh", "-c", script]
+        for word in words:
             lone = re.fullmatch(r"\$(\w+)", word)
             if lone:
                 argv.extend(env.get(lone.group(1), "").split())
@@ -169,7 +182,7 @@ class Systemd:
 
     def start(self):
         _, argv = self.expand(value("ExecStart"))
-        self.main = self.node.start(argv)  # foreground; Node waits until it answers
+        self.main = self.node.start(argv, env=self.env)  # foreground; Node waits until it answers
         return self.main
 
     def run(self, line):
@@ -315,3 +328,19 @@ def test_readiness(systemd, node, monkeypatch):
     assert node.clinit("-w", "-t", "20", "web", "run").returncode == 0
     assert not any(item.startswith(b"NOTIFY_SOCKET=") for item in environ_of(child_pid(node)))
     systemd.stop()
+
+
+def test_the_cltab_from_clinit_cltab_and_boot_levels(node):
+    """CLINIT_CLTAB in /etc/default/clinit (an older CLTAB= loses to it); with a :::boot:
+    line, starting the unit brings the group up and stopping it brings it down."""
+    node.write_cltab(cltab_text(node.dir, [":::boot:web:run", web_entry(node.dir)]))
+    systemd = Systemd(node, node.wrapper())
+    systemd.env.update(CLINIT_CLTAB=node.cltab, CLTAB="/nonexistent/older-name-loses")
+    main = systemd.start()
+    named = f"CLINIT_CLTAB={node.cltab}".encode()
+    wait_for(lambda: named in environ_of(main.pid), what="CLINIT_CLTAB in its environment")
+    assert node.client().wait("web", "run", timeout=20) == "DONE", "no tell: the boot level"
+    child = child_pid(node)
+    assert systemd.reload().returncode == 0
+    systemd.stop()
+    assert not alive(child) and marked_pids(node.mark) == []

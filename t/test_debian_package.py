@@ -228,7 +228,7 @@ def test_install_without_a_cltab(package):
 
         # the full path, never PATH's first clinit
         for key in ("ExecStart", "ExecReload", "ExecStop"):
-            commands = [shlex.split(line.lstrip("-"))[0] for line in unit_lines(key)]
+            commands = [exec_command(line) for line in unit_lines(key)]
             assert all(c in ("/usr/bin/clinit", "/bin/kill") for c in commands), (key, commands)
         with open(INIT, encoding="utf-8") as stream:
             assert "CLINIT=${CLINIT:-/usr/bin/clinit}\n" in stream.read()
@@ -250,6 +250,14 @@ def test_install_without_a_cltab(package):
             assert run(["systemctl", "is-failed", "--quiet", "clinit.service"]).returncode != 0
         condition = exec_condition()
         assert condition.returncode == 1 and "not configured" in condition.stdout, condition
+
+
+def exec_command(line):
+    """The command an Exec line runs: its first word, or what its ``/bin/sh -c`` execs."""
+    words = shlex.split(line.lstrip("-"))
+    if words[:2] == ["/bin/sh", "-c"]:
+        return shlex.split(words[2].split(" exec ", 1)[1])[0]
+    return words[0]
 
 
 def exec_condition():

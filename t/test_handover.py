@@ -534,3 +534,28 @@ def test_an_old_daemon_that_knows_no_reexec_is_said_so(node):
         server.close()
     assert result.returncode == 1
     assert "cannot hand over: it predates --reexec" in result.stderr and "0.4.0" in result.stderr
+
+
+def test_an_entry_stopped_by_hand_stays_stopped_across_a_handover(node):
+    node.write_cltab(settings(node) + SERVICE)
+    node.start()
+    assert node.settle("g", "up") == "DONE"
+    result = node.clinit("--stop", "g", "svc")
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: rows(node, "g")["svc"]["state"] == "CONFIGURED", what="svc stopped")
+    assert reexec(node).returncode == 0
+    svc = rows(node, "g")["svc"]
+    assert (svc["state"], svc["pid"], svc["note"]) == ("CONFIGURED", "-", "stopped by hand")
+    assert tagged(node, "svc") == [] and node.clinit("-S", "g", "up").returncode == 0
+    assert node.clinit("--start", "g", "svc").returncode == 0
+    wait_for(lambda: tagged(node, "svc"), what="svc started by hand")
+
+
+def test_boot_lines_are_not_told_again_at_a_handover(node):
+    node.write_cltab(settings(node) + ":::boot:g:up\n" + SERVICE)
+    node.start()
+    assert node.client().wait("g", "up", timeout=20) == "DONE", "told at the start"
+    assert node.clinit("-w", "g", "down").returncode == 0
+    assert reexec(node).returncode == 0
+    assert node.client().wait("g", "down", timeout=5) == "DONE", "still where it was moved to"
+    assert tagged(node, "svc") == [] and "boot: telling g" not in node.log_text().split("took over")[-1]

@@ -144,3 +144,48 @@ def test_shutdown_halts_every_group_and_finishes(rig, logged):
     rig.exit("main", signum=signal.SIGINT)
     assert rig.node.finished()
     assert rig.state("web") == (rig.node.group("web").level, "CONFIGURED")
+
+
+BOOT_CLTAB = """\
+:::boot:web:1
+:::boot:db:1
+web:prep:1:wait:prepare
+web:srv:1:respawn:serve
+db:main:1:once:dbserver
+"""
+
+
+def test_boot_tells_each_boot_group_its_level(tmp_path, logged):
+    rig = NodeRig(tmp_path, BOOT_CLTAB)
+    rig.node.boot(rig.node.restore([]))
+    assert rig.state("web") == ("1", "STARTING") and rig.state("db") == ("1", "DONE")
+    assert [spawned.command for spawned in rig.system.spawned] == ["prepare", "dbserver"], "in the boot lines' order"
+    assert "boot: telling web level 1" in logged.text()
+
+
+def test_after_a_crash_restored_groups_keep_their_state_and_the_others_boot(tmp_path, logged):
+    rig = NodeRig(tmp_path, BOOT_CLTAB)
+    rig.system.found = [Found(500, 500, "web", "srv", "1")]
+    rig.system.live.add(500)
+    restored = rig.node.restore([("web", "1", "DONE")])
+    assert restored == {"web"}
+    rig.node.boot(restored)
+    assert rig.state("web") == ("1", "DONE")
+    assert [spawned.command for spawned in rig.system.spawned] == ["dbserver"], "web: nothing run again"
+    assert "group web was restored: not told its boot level 1" in logged.text()
+
+
+def test_a_group_restored_from_clstat_alone_is_not_booted(tmp_path):
+    rig = NodeRig(tmp_path, BOOT_CLTAB)
+    restored = rig.node.restore([("db", "1", "DONE")])  # no process left; its level needs none
+    rig.node.boot(restored)
+    assert rig.state("db") == ("1", "DONE") and rig.state("web") == ("1", "STARTING")
+    assert [spawned.command for spawned in rig.system.spawned] == ["prepare"]
+
+
+def test_boot_lines_changed_by_a_reread_wait_for_the_next_start(tmp_path, logged):
+    rig = NodeRig(tmp_path, BOOT_CLTAB)
+    rig.write(BOOT_CLTAB.replace(":::boot:db:1\n", ""))
+    assert rig.node.reread()
+    assert rig.node.group("db") is None and rig.node.group("web") is None, "a reread tells nothing"
+    assert "the cltab's boot lines changed: they take effect at the next daemon start" in logged.text()

@@ -18,6 +18,7 @@ import pytest
 from cluster_init import cltab as cltab_module
 from daemon_rig import CHECKOUT, stays, wait_for
 from ocf_rig import AGENT, AgentRig, public_copy
+from realproc import alive
 
 OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_UNIMPLEMENTED = 0, 1, 3
 OCF_ERR_INSTALLED, OCF_ERR_CONFIGURED, OCF_NOT_RUNNING = 5, 6, 7
@@ -125,6 +126,18 @@ def test_validate_all_refuses_a_cltab_that_does_not_parse(rig):
     assert "cltab" in reason(done)
 
 
+def test_validate_all_refuses_a_group_with_a_boot_level(rig):
+    """A :::boot: line would start the group on every node whose daemon starts."""
+    text = open(rig.node.cltab, encoding="utf-8").read()
+    rig.node.write_cltab(":::boot:slow:run\n" + text)
+    assert rig.agent("validate-all").returncode == OCF_SUCCESS, "another group's boot line is no matter"
+    rig.node.write_cltab(text + "::override:boot:web:run\n")
+    done = rig.agent("validate-all")
+    assert done.returncode == OCF_ERR_CONFIGURED
+    assert "gives group web a boot level: every node would start it" in reason(done)
+    assert rig.rc("start") == OCF_ERR_CONFIGURED and rig.daemon_pid() is None
+
+
 def test_validate_all_wants_clinit_installed(rig):
     done = rig.agent("validate-all", clinit="/nonexistent/clinit")
     assert done.returncode == OCF_ERR_INSTALLED
@@ -161,6 +174,15 @@ def test_start_starts_a_daemon_and_the_group_monitor_stop(rig):
     assert rig.tagged_pids("svc") == []
     assert rig.rc("monitor") == OCF_NOT_RUNNING
     assert rig.rc("monitor", probe=True) == OCF_NOT_RUNNING
+
+
+def test_an_entry_stopped_by_hand_is_not_a_failure_for_monitor(rig):
+    started(rig)
+    (svc,) = wait_for(lambda: rig.tagged_pids("svc"), what="the respawn entry")
+    assert rig.clinit("--stop", "web", "svc").returncode == 0
+    wait_for(lambda: not alive(svc), what="the stop by hand")
+    assert rig.rc("monitor") == OCF_SUCCESS and rig.clstat() == ("run", "DONE")
+    assert rig.rc("stop") == OCF_SUCCESS
 
 
 def test_start_is_idempotent(rig):

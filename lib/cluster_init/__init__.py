@@ -14,6 +14,9 @@ The API mirrors the Perl module::
 
     client = ClusterInit(cltab="/etc/cltab")    # starts a detached daemon if none answers
 
+``cltab`` left out (None) is $CLINIT_CLTAB, else /etc/cltab, as for
+the clinit command.
+
 An error answer from the daemon raises DaemonError (CltabRefused when
 it refused its cltab, Busy when it has too many clients); no daemon on
 the socket raises NotRunning; a socket this user may not use raises
@@ -55,13 +58,13 @@ class ClusterInit:
     detached daemon (as ``clinit -d -b``) if none answers on the socket.
     """
 
-    def __new__(cls, cltab=_client.DEFAULT_CLTAB, socket=None, clstat=None):
+    def __new__(cls, cltab=None, socket=None, clstat=None):
         client = Client(cltab=cltab, socket=socket, clstat=clstat)
         if not client.alive():
             import os
             import subprocess
 
-            command = [sys.executable, "-m", "cluster_init", "-d", "-b", "-c", os.fspath(cltab)]
+            command = [sys.executable, "-m", "cluster_init", "-d", "-b", "-c", client.cltab]
             if socket is not None:
                 command += ["-s", os.fspath(socket)]
             env = dict(os.environ)  # this very package, also when it runs from a checkout
@@ -75,7 +78,7 @@ class ClusterInit:
         return client
 
     @staticmethod
-    def daemon(cltab=_client.DEFAULT_CLTAB, socket=None, clstat=None, log=None):
+    def daemon(cltab=None, socket=None, clstat=None, log=None):
         """Run a daemon in this process until it is shut down.
 
         Standard descriptors 0, 1 and 2 that are closed are first opened on
@@ -90,7 +93,7 @@ class ClusterInit:
         return True
 
     @staticmethod
-    def client(cltab=_client.DEFAULT_CLTAB, socket=None, clstat=None):
+    def client(cltab=None, socket=None, clstat=None):
         """A Client for the daemon that ``cltab`` (or ``socket``) names."""
         return Client(cltab=cltab, socket=socket, clstat=clstat)
 

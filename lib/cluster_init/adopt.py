@@ -76,12 +76,16 @@ class Carried:
     the monotonic clock, which an exec does not reset.
     """
 
-    __slots__ = ("adopted", "failure", "last_start", "rapid_restarts", "deadline", "since")
+    __slots__ = ("adopted", "failure", "last_start", "rapid_restarts", "deadline", "since", "stopped_by_hand")
 
-    def __init__(self, adopted=False, failure=None, last_start=None, rapid_restarts=0, deadline=None, since=None):
+    def __init__(
+        self, adopted=False, failure=None, last_start=None, rapid_restarts=0, deadline=None, since=None,
+        stopped_by_hand=False,
+    ):
         self.adopted, self.failure = adopted, failure
         self.last_start, self.rapid_restarts = last_start, rapid_restarts
         self.deadline, self.since = deadline, since
+        self.stopped_by_hand = stopped_by_hand  # clinit --stop: kept stopped (byhand.py)
 
 
 def _group_state(name):

@@ -39,7 +39,7 @@ class Adopting:
         if carried is not None:
             self.failure, self.last_start = carried.failure, carried.last_start
             self.rapid_restarts, self.deadline = carried.rapid_restarts, carried.deadline
-            self._since = carried.since
+            self._since, self.stopped_by_hand = carried.since, carried.stopped_by_hand
         for pid in adoption.pids:
             leader = pid == adoption.leader
             if leader and not self.adopted:

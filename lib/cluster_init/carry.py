@@ -64,6 +64,7 @@ def _machine(proc, registry):
         "rapid_restarts": proc.rapid_restarts,
         "deadline": proc.deadline,
         "since": proc.since,
+        "stopped_by_hand": proc.stopped_by_hand,
     }
 
 
@@ -95,6 +96,7 @@ def _adoption(record):
         rapid_restarts=int(record["rapid_restarts"]),
         deadline=record["deadline"],
         since=record["since"],
+        stopped_by_hand=bool(record.get("stopped_by_hand", False)),
     )
     adoption = Adoption(
         _VERDICTS[state], record["level"], leader=pid, pids=sorted(pids), pgids=record["pgids"], carried=carried

@@ -1,10 +1,10 @@
 """The clinit command line: its forms, its flags and its exit statuses.
 
 The common forms (``GROUP LEVEL``, ``-k``, ``-v``, ``-w``, ``-l``, ``-S``,
-``-r``, with ``-c``, ``-s``, ``-t``, ``--clstat``) are parsed by hand (``quick_parse``), so that a tell
-costs little more than the interpreter's start-up; anything else
-(``-h``, ``-d``, the rarer flags, a usage error) goes through argparse,
-imported only then.  ``parse`` gives an Options either way, or exits 2
+``-r``, ``--stop``, ``--start``, ``--reexec``, with ``-c``, ``-s``, ``-t``, ``--clstat``)
+are parsed by hand (``quick_parse``), so that a tell costs little more
+than the interpreter's start-up; anything else (``-h``, ``-d``, the
+rarer flags, a usage error) goes through argparse, imported only then.  ``parse`` gives an Options either way, or exits 2
 with the usage.
 
 Each mode of the command (``-d``, ``-k``, ``-l``, ...) is a row of
@@ -15,7 +15,7 @@ in ``usage_problem`` if it takes arguments.
 import sys
 
 from .protocol import MAX_SECONDS
-from .settings import DEFAULT_CLTAB, DEFAULT_SETTINGS
+from .settings import CLTAB_VARIABLE, DEFAULT_CLTAB, DEFAULT_SETTINGS, default_cltab
 from .version import VERSION
 
 # the command's exit statuses (clinit(8), EXIT STATUS)
@@ -45,6 +45,7 @@ clinit [-v] [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET] [GROUP] LEVEL
        clinit -l [-c CLTAB] [-s SOCKET] [GROUP]
        clinit -S [-c CLTAB | --clstat CLSTAT] [GROUP [LEVEL]]
        clinit -r [-c CLTAB] [-s SOCKET] GROUP TAG
+       clinit --stop|--start [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]
        clinit --reexec [-t SECONDS] [-c CLTAB] [-s SOCKET]
        clinit --check [-c CLTAB]
@@ -78,6 +79,8 @@ MODES = (
     ("-l", "list"),
     ("-S", "status"),
     ("-r", "restart"),
+    ("--stop", "stop"),
+    ("--start", "start"),
     ("--reexec", "reexec"),
 )
 
@@ -90,13 +93,14 @@ class Options:
         for _flag, name in MODES:
             setattr(self, name, False)
         self.pidfile = self.timeout = self.socket = self.clstat = None
-        self.cltab = DEFAULT_CLTAB
+        self.cltab = default_cltab()
         self.words = []
 
 
 _QUICK_FLAGS = {
     "-v": "verbose", "--verbose": "verbose", "-w": "wait", "--wait": "wait", "-k": "kill", "--kill": "kill",
     "-l": "list", "--list": "list", "-S": "status", "--status": "status", "-r": "restart", "--restart": "restart",
+    "--stop": "stop", "--start": "start",
     "--reexec": "reexec",
 }
 _QUICK_VALUES = {
@@ -154,12 +158,14 @@ def build_parser():
     add("-v", "--verbose", action="store_true", help="print the status after doing whatever else was asked")
     add("-w", "--wait", action="store_true", help="wait until the group settles at LEVEL and print its state (exit 1 if FAILED); with -k, until the daemon has exited")
     add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124); with --reexec: how long the groups may take to be at rest")
-    add("-c", "--cltab", metavar="CLTAB", default=DEFAULT_CLTAB, help=f"the cltab (default {DEFAULT_CLTAB})")
+    add("-c", "--cltab", metavar="CLTAB", default=default_cltab(), help=f"the cltab (default ${CLTAB_VARIABLE}, else {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
     add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state")
     add("-S", "--status", action="store_true", help="print the status from clstat, GROUP [LEVEL] filtered, and exit as an LSB status action (0 1 3 4)")
     add("--clstat", metavar="CLSTAT", help="with -S: read this clstat (another node's, say) instead of the cltab's")
     add("-r", "--restart", action="store_true", help="stop the entry GROUP TAG gracefully and start it again at its group's level")
+    add("--stop", action="store_true", help="stop the entry GROUP TAG gracefully and keep it stopped (until --start, -r or a tell of its group)")
+    add("--start", action="store_true", help="start the entry GROUP TAG (stopped by hand), or run a finished once, wait or test entry again")
     add("--reexec", action="store_true", help="have the running daemon re-execute itself in place as the version installed, keeping its pid, its children and every group's state (a handover); -t bounds the wait for its groups to be at rest (default 60 s)")
     add("--check", action="store_true", help="check the cltab as the daemon would; print its warnings; exit 0, or 6 if it would be refused")
     add("--version", action="version", version=f"clinit {VERSION}")
@@ -178,7 +184,9 @@ def usage_problem(args):
         return "-l takes at most a GROUP"
     if args.restart and len(args.words) != 2:
         return "-r takes a GROUP and a TAG"
-    if (args.list or args.status or args.restart or args.reexec) and (args.wait or args.verbose):
+    if (args.stop or args.start) and len(args.words) != 2:
+        return f"{modes[0]} takes a GROUP and a TAG"
+    if (args.list or args.status or args.restart or args.stop or args.start or args.reexec) and (args.wait or args.verbose):
         return f"{modes[0]} takes no -w or -v"
     if len(args.words) > 2:
         return "too many arguments: expected [GROUP] LEVEL"

@@ -1,8 +1,9 @@
 """The forms of the command that talk to a running daemon.
 
 A tell (``GROUP LEVEL``, with ``-w``: and wait), a reread (no words),
-``-k`` (with ``-w``: until the daemon has exited), ``-l``, ``-r`` and
-``--reexec`` (the daemon re-executes itself: handover.py).
+``-k`` (with ``-w``: until the daemon has exited), ``-l``, ``-r``,
+``--stop``, ``--start`` and ``--reexec`` (the daemon re-executes itself:
+handover.py).
 ``run`` finds the socket, does what was asked and turns every error
 into the command's exit status (clinit(8), EXIT STATUS).  Each mode is
 a row of VERBS; the next verbs join there.
@@ -40,6 +41,7 @@ from .errors import (
     Timeout,
 )
 from .protocol import REEXEC_DEFAULT, format_seconds
+from .settings import CLTAB_VARIABLE, DEFAULT_CLTAB
 
 POLL = 0.02  # seconds between looks at the daemon's lock while -k -w waits
 REEXEC_SLACK = 45.0  # seconds --reexec waits beyond -t: the new image's check and start
@@ -128,6 +130,16 @@ def _restart(client, args):
     return EXIT_OK
 
 
+def _stop(client, args):
+    print(client.request("stop", *args.words).message)
+    return EXIT_OK
+
+
+def _start(client, args):
+    print(client.request("start", *args.words).message)
+    return EXIT_OK
+
+
 def _image(answer):
     """``(pid, started)`` of a ping Answer (started None from a daemon before 0.4.1)."""
     words = answer.message.split()
@@ -183,6 +195,8 @@ def _reread(client, _args):
 VERBS = (
     ("list", _list),
     ("restart", _restart),
+    ("stop", _stop),
+    ("start", _start),
     ("kill", _kill),
     ("reexec", _reexec),
 )
@@ -217,6 +231,8 @@ def run(args):
         client.conf("socket")
     except CltabError as error:
         say(error)
+        if args.cltab == DEFAULT_CLTAB and not os.path.exists(DEFAULT_CLTAB):
+            say(f"name the node's cltab with -c CLTAB, or in ${CLTAB_VARIABLE} (set -a; . /etc/default/clinit; set +a)")
         return EXIT_CLTAB
     if client.cltab_problem is not None:
         say(f"warning: {client.cltab_problem}; using the socket {args.socket}")

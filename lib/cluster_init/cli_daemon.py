@@ -77,8 +77,8 @@ def run_daemon(args):
 
 
 def check(args):
-    """clinit --check: every problem of the cltab (exit 6) or a count (exit 0);
-    its warnings (setting names nobody knows) either way, -v or not."""
+    """clinit --check: every problem of the cltab (exit 6) or a count and the boot
+    levels (exit 0); its warnings (setting names nobody knows) either way, -v or not."""
     from .cltab import load_trusted
 
     try:
@@ -89,7 +89,8 @@ def check(args):
         return EXIT_CLTAB
     _warn(args, table.warnings)
     entries, groups = len(table.entries), len(table.groups())
-    print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}")
+    boot = "".join(f"; at boot, {group} {level}" for group, level in table.boot)
+    print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}{boot}")
     if os.environ.get("CLINIT_REEXEC") == "probe":
         from .handover import probe_line
 

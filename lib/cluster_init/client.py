@@ -104,15 +104,16 @@ class ClinitWarning(UserWarning):
 class Client:
     """Talks to the daemon named by a cltab (or by explicit paths).
 
-    Settings in the cltab win over the arguments, as in the Perl
-    module.  A cltab that cannot be read, or whose settings are bad,
-    raises CltabError, unless ``socket`` was given: then it is only a
-    warning (in ``warnings``) and the arguments and defaults are used.
-    Warnings that came with the last answer are in ``last_warnings``.
+    ``cltab`` None is $CLINIT_CLTAB, else /etc/cltab.  Settings in the
+    cltab win over the arguments, as in the Perl module.  A cltab that
+    cannot be read, or whose settings are bad, raises CltabError, unless
+    ``socket`` was given: then it is only a warning (in ``warnings``) and
+    the arguments and defaults are used.  Warnings that came with the last
+    answer are in ``last_warnings``.
     """
 
-    def __init__(self, cltab=DEFAULT_CLTAB, socket=None, clstat=None, log=None, pidfile=None):
-        self.cltab = os.fspath(cltab)
+    def __init__(self, cltab=None, socket=None, clstat=None, log=None, pidfile=None):
+        self.cltab = _settings.default_cltab() if cltab is None else os.fspath(cltab)
         self._given = {"socket": socket, "clstat": clstat, "log": log, "pidfile": pidfile}
         self._read = (None, None)  # (file signature, settings)
         self.warnings = []  # unknown setting names in the cltab, as "FILE:LINE: message"

@@ -4,6 +4,8 @@ A cltab line is one of
 
 * a comment (first non-blank character ``#``) or a blank line: skipped;
 * a setting, ``:::NAME:VALUE`` (or the old ``::override:NAME:VALUE``);
+* a boot level, ``:::boot:GROUP:LEVEL`` (boot.py): not a setting, but a
+  line of its own kind (settings.LINE_KINDS), one per group;
 * an entry, ``group:tag:levels:mode:command``, where the command is
   everything after the fourth colon and may itself hold colons.
 
@@ -15,13 +17,16 @@ import dataclasses
 import functools
 import re
 
+from .boot import boot_levels
 from .errors import CltabError
 from .trust import cltab_problems
 from .settings import (  # noqa: F401 - DEFAULT_SETTINGS and friends are part of this module's face
     DEFAULT_CLTAB,
     DEFAULT_SETTINGS,
+    LINE_KINDS,
     PATH_SETTINGS,
     check_value,
+    default_cltab,
     file_signature,
     parse_setting,
     read_text,
@@ -69,12 +74,13 @@ class Entry:
 
 @dataclasses.dataclass(frozen=True)
 class Cltab:
-    """A parsed cltab: its entries in file order and its settings."""
+    """A parsed cltab: its entries in file order, its settings and its boot levels."""
 
     path: str
     entries: tuple = ()
     settings: dict = dataclasses.field(default_factory=dict)
     warnings: tuple = ()  # (line, message) of lines that were ignored
+    boot: tuple = ()  # (group, level) of each :::boot: line, in file order
 
     @functools.cached_property
     def _by_group(self):
@@ -133,6 +139,7 @@ def parse(text, path="<cltab>", entries=True):
     problems = []
     warnings = []
     first_line_of_tag = {}
+    kinds = {kind: [] for kind in LINE_KINDS}  # kind -> [(line, value)]: checked once the entries are known
     # only "\n" ends a line: str.splitlines would also split on characters
     # such as \x1e or \u2028 that a command may legitimately contain
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -143,6 +150,9 @@ def parse(text, path="<cltab>", entries=True):
         setting = parse_setting(line)
         if setting is not None:
             name, value = setting
+            if name in kinds:
+                kinds[name].append((number, value))
+                continue
             if name not in DEFAULT_SETTINGS:
                 warnings.append((number, unknown_name_message(name)))
                 continue
@@ -168,9 +178,10 @@ def parse(text, path="<cltab>", entries=True):
         problems.extend((number, message) for message in messages)
         if not messages:
             found.append(Entry(*fields, line=number))
-    if problems:
-        raise CltabError(path, problems, warnings)
-    return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings))
+    boot, boot_problems = boot_levels(kinds["boot"], found if entries else None)
+    if problems or boot_problems:
+        raise CltabError(path, sorted(problems + boot_problems, key=lambda problem: problem[0]), warnings)
+    return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings), boot=boot)
 
 
 def load(path, entries=True):

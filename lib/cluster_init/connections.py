@@ -62,6 +62,12 @@ class Connection:
         self.opened = now
         self.peer = peer
 
+    def who(self):
+        """Who sent the request, for the log: ``uid U (pid P)``."""
+        if self.peer is None:
+            return "a client whose credentials are unknown"
+        return f"uid {self.peer.uid} (pid {self.peer.pid})"
+
     @property
     def idle(self):
         """No complete request yet and nothing being answered."""

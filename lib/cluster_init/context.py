@@ -12,6 +12,8 @@
 import dataclasses
 import os
 
+from .seam import System
+
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
@@ -51,7 +53,7 @@ class Context:
     ``reconfigure`` needs to resolve ``:::directory:`` and ``:::output:``.
     """
 
-    system: object
+    system: System  # sysapi.RealSystem, or the tests' FakeSystem
     registry: object
     timing: Timing = Timing()
     environ: dict = dataclasses.field(default_factory=dict)

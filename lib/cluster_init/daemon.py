@@ -62,6 +62,7 @@ SIGNALS = {**_signals.HANDLED, **_signals.IGNORED}
 class Daemon:
     """The daemon.  Construct it (reads the cltab), then ``run()`` it.
 
+    ``cltab`` None is $CLINIT_CLTAB, else /etc/cltab.
     ``socket_path``, ``clstat_path``, ``log_path`` and ``pidfile_path``
     are used where the cltab sets none (None: the defaults); ``system``
     is the seam (sysapi.RealSystem when None).  Raises CltabError from
@@ -75,7 +76,7 @@ class Daemon:
 
     def __init__(
         self,
-        cltab=_cltab.DEFAULT_CLTAB,
+        cltab=None,
         socket_path=None,
         clstat_path=None,
         log_path=None,
@@ -89,7 +90,7 @@ class Daemon:
         self.system = system or RealSystem()
         self.started = time.time()  # this image's start (the ping answer says it)
         self.carried = carried
-        path, table, signature = read_cltab(cltab)
+        path, table, signature = read_cltab(_cltab.default_cltab() if cltab is None else cltab)
         given = {"socket": socket_path, "clstat": clstat_path, "log": log_path, "pidfile": pidfile_path}
         start_dir = carried["start_dir"] if carried is not None else None
         self.premises = Premises(table, given, background, log_to_stderr, start_dir=start_dir)
@@ -107,6 +108,7 @@ class Daemon:
         self.server = None
         self._waiting = []  # after a handover: the connections that asked for it
         self._undo = []  # (name, undo) of the start-up steps taken, in order
+        self._restored = set()  # the groups restored after a crash: not booted
 
     # ---- start and stop ---------------------------------------------------
 
@@ -127,6 +129,7 @@ class Daemon:
             ("restore", self._restore, None),
             ("freeze", gc.freeze, None),  # what exists now is never collected: less for the collector
             ("announce", self._announce, None),
+            ("boot", self._boot, None),  # told, not settled: the loop starts their entries
             ("clstat", self.clstat.start, self._close_clstat),
             ("notify", premises.notify_ready, None),
             ("handed over", self._answer_handover, None),
@@ -211,7 +214,14 @@ class Daemon:
             else:
                 self.node.resume(groups, histories)
                 return
-        self.node.restore(self.clstat.previous(self.system.booted_at()))
+        self._restored = self.node.restore(self.clstat.previous(self.system.booted_at()))
+
+    def _boot(self):
+        """Tell the groups of the cltab's boot lines their level, but those restored; none
+        after a handover (every group is as it was: a halted one stays halted)."""
+        if self.carried is not None:
+            return
+        self.node.boot(self._restored)
 
     def _announce(self):
         how = "started" if self.carried is None else f"took over from clinit {self.carried['version']} in place"

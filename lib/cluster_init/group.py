@@ -20,6 +20,11 @@ HALT stops every entry and returns the group to CONFIGURED.  Each
 change of state is reported to ``observer(group)``.  After a crash a
 group is restored from what is left (``restore``, adopt.py); after a
 handover, resumed exactly as it was (``resume``, carry.py).
+
+At rest (DONE, PASSED, FAILED), one entry of the level may be stopped
+by hand and kept stopped, or started again (``stop_entry``,
+``start_entry``; byhand.py): a deliberate stop changes nothing of the
+group's state; a test run again that fails makes it FAILED.
 """
 
 import logging
@@ -30,6 +35,7 @@ from .process import Process
 from .states import (
     AT_REST_GROUP_STATES,
     DONE_PROC_STATES,
+    SETTLED_GROUP_STATES,
     STARTING_PROC_STATES,
     GroupEvent,
     GroupState,
@@ -94,6 +100,14 @@ class Group(Machine):
         """After a handover: be at ``level`` in ``state`` (a GroupState at rest) with the
         machines it had, ``(entry, adopt.Adoption)`` each; nothing is started or stopped."""
         self.post(GroupEvent.RESUME, (level, state, adoptions))
+
+    def stop_entry(self, tag):
+        """Stop entry ``tag`` of the level by hand and keep it stopped (only at rest)."""
+        self.post(GroupEvent.STOP_ENTRY, tag)
+
+    def start_entry(self, tag):
+        """Start entry ``tag`` of the level by hand, or run it again (only at rest)."""
+        self.post(GroupEvent.START_ENTRY, tag)
 
     def set_entries(self, entries):
         """Take the group's entries from a newly read cltab.
@@ -177,11 +191,30 @@ class Group(Machine):
         return self._start_next(None)
 
     def _check_settled(self, proc):
-        """A settled group: one of its level's entries could not be started again."""
-        if proc is not None and proc.exec_failed and self._is_level_proc(proc):
+        """A settled group: one of its level's entries could not be started again, or
+        a test run again failed; an entry stopped by hand changes nothing."""
+        if proc is None or proc.stopped_by_hand or not self._is_level_proc(proc):
+            return None
+        if proc.exec_failed:
             log.warning("group %s: %s:%s cannot be started: FAILED", self.name, self.name, proc.entry.tag)
             return GroupEvent.ANY_FAILED
+        if proc.state is ProcState.FAIL:
+            log.warning("group %s: %s:%s failed when run again: FAILED", self.name, self.name, proc.entry.tag)
+            return GroupEvent.ANY_FAILED
         return None
+
+    def _stop_entry(self, tag):
+        proc = self._procs.get(tag)
+        if proc is not None and self._is_level_proc(proc):
+            proc.stop_by_hand()
+
+    def _start_entry(self, tag):
+        proc = self._procs.get(tag)
+        if proc is not None and self._is_level_proc(proc) and proc.can_start_by_hand:
+            current = self._current_entry(tag)
+            if current is not None and current.runs_at(self.level):
+                proc.renew(current)  # nothing of it runs: it starts as the cltab has it now
+            proc.start_by_hand(self.level)
 
     def _restore(self, plan):
         """See adopt.py: adopt what remains, take what had run as run, then go on."""
@@ -322,4 +355,7 @@ Group.TABLE = {
     (GroupState.HALTING, GroupEvent.PROC): (GroupState.HALTING, Group._check_halted),  # (+)
     (GroupState.HALTING, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),
     (GroupState.HALTING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
+    # (+) clinit --stop and --start: one entry, only at rest; the group's state stays
+    **{(state, GroupEvent.STOP_ENTRY): (state, Group._stop_entry) for state in SETTLED_GROUP_STATES},
+    **{(state, GroupEvent.START_ENTRY): (state, Group._start_entry) for state in SETTLED_GROUP_STATES},
 }

@@ -27,6 +27,8 @@ def row(entry, proc, ctx, now, left=False):
             notes.append("adopted")
         if proc.restarting:
             notes.append("restarting")
+        if proc.stopped_by_hand:
+            notes.append("stopped by hand")
     if left:
         notes.append("left the cltab")
     return (

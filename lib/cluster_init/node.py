@@ -10,6 +10,8 @@
   (adopt.py plans it) before anything is served;
 * ``unrest`` says what keeps the node from a handover (a transition under
   way); ``resume`` takes every group back as it was after one (carry.py);
+* ``boot``: then each group of the cltab's boot lines that nothing
+  restored is told its boot level (boot.py);
 * ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1;
 * ``shutdown`` halts every group; ``finished`` says when all are halted.
 
@@ -159,6 +161,8 @@ class Node:
         return True
 
     def _apply(self, table):
+        if table.boot != self.table.boot:
+            log.info("the cltab's boot lines changed: they take effect at the next daemon start")
         self.table = table
         self.ctx.reconfigure(table)
         if self.settings_changed is not None:
@@ -176,12 +180,13 @@ class Node:
     def restore(self, old_rows):
         """Take over what a dead predecessor on our socket left: its processes (found
         by their marks) and ``old_rows``, the ``(group, level, state)`` rows of its
-        clstat (adopt.py plans what each group becomes)."""
+        clstat (adopt.py plans what each group becomes).  The names of the groups
+        restored."""
         system = self.ctx.system
         found = system.find_marked(self.ctx.daemon_id)
         plans = adopt.plan(found, self.table, old_rows)
         if not plans:
-            return
+            return set()
         if found:
             log.warning(
                 "the previous daemon on %s died and left %d process(es): adopting them",
@@ -193,6 +198,17 @@ class Node:
             log.warning("pidfds are not available here (Linux 5.3 or later has them): stopping what it left")
         for plan in plans:
             self._restore_group(plan, pidfds)
+        return {plan.name for plan in plans}
+
+    def boot(self, restored=()):
+        """Tell each group of the cltab's boot lines its boot level, but those named in
+        ``restored`` (they keep what they were restored to)."""
+        for name, level in self.table.boot:
+            if name in restored:
+                log.info("group %s was restored: not told its boot level %s", name, level)
+                continue
+            log.info("boot: telling %s level %s", name, level)
+            self.tell(name, level)
 
     def _restore_group(self, plan, pidfds):
         group = self._group(plan.name, entries=() if not plan.in_cltab else None)

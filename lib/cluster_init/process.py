@@ -33,6 +33,7 @@ adoption.py has the machine's side of both (``adopt``, ``_adopt``).
 import logging
 
 from .adoption import Adopting
+from .byhand import HAND_ROWS, HandControl
 from .machine import Machine
 from .remains import Remains
 from .states import FOREGROUND_PROC_STATES, RAN_PROC_STATES, ProcEvent, ProcState
@@ -43,7 +44,7 @@ log = logging.getLogger("cluster_init")
 _MODE_VERDICTS = {mode: ProcEvent[mode.upper()] for mode in ("wait", "once", "respawn", "test", "off")}
 
 
-class Process(Adopting, Machine):
+class Process(Adopting, HandControl, Machine):
     """One cltab entry's process.  See the module docstring."""
 
     INITIAL = ProcState.CONFIGURED
@@ -154,6 +155,7 @@ class Process(Adopting, Machine):
 
     # actions
     def _check_mode(self, level):
+        self.stopped_by_hand = False  # any start ends a stop by hand (byhand.py)
         if level is not None:
             self.level = level
         return _MODE_VERDICTS[self.entry.mode]
@@ -330,4 +332,5 @@ Process.TABLE = {
     (ProcState.STOPPING, ProcEvent.RESTART): (ProcState.STOPPING, Process._restart_later),
     (ProcState.LINGERING, ProcEvent.RESTART): (ProcState.LINGERING, Process._restart_later),
     (ProcState.CONFIGURED, ProcEvent.RESTART): (ProcState.CONFIGURED, Process._restart_now),
+    **HAND_ROWS,  # (+) clinit --stop and --start: byhand.py
 }

@@ -25,6 +25,13 @@ Requests::
                           separated by tabs (see LIST_FIELDS)
     restart GROUP TAG  stop one entry gracefully and start it again
                        -> ok restarting GROUP:TAG
+    stop GROUP TAG     stop one entry of the group's level gracefully, and keep
+                       it stopped until a start, a restart or the group's next tell
+                       -> ok stopping GROUP:TAG
+                       -> error group GROUP is moving (...)  (only a group at rest)
+    start GROUP TAG    start one entry of the group's level that is not running,
+                       or run a finished once, wait or test entry again
+                       -> ok starting GROUP:TAG
     shutdown           halt every group, then exit
                        -> ok all groups halting
     ping               -> ok clinit VERSION pid PID, then "started SECONDS":
@@ -74,6 +81,8 @@ VERBS = {
     "status": ((), 0),
     "list": (("group",), 1),
     "restart": (("group", "tag"), 0),
+    "stop": (("group", "tag"), 0),
+    "start": (("group", "tag"), 0),
     "shutdown": ((), 0),
     "ping": ((), 0),
     "reexec": (("seconds",), 1),

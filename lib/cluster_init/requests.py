@@ -7,8 +7,8 @@ The waiting clients are an index by group: at each change of a group
 answered are answered through ``reply`` (the server's ``answer``), and
 forgotten.  The server says when a parked connection's deadline passed
 (``expired``: the timeout answer) or when its client went away
-(``gone``).  A connection is only a key here: nothing of it is read or
-written.
+(``gone``).  A connection is only a key here, and says who asked
+(``connection.who()``, for the log): nothing of it is read or written.
 
 clstat is flushed before an answer goes out, so that a client that was
 answered finds it up to date.  A bug in a verb is an "internal error"
@@ -21,7 +21,7 @@ import os
 from .connections import Park
 from .errors import CltabError
 from .protocol import CLTAB_REFUSED, REEXEC_DEFAULT, TIMEOUT, WAIT_DEFAULT, Answer
-from .states import SETTLED_GROUP_STATES, GroupState
+from .states import AT_REST_GROUP_STATES, SETTLED_GROUP_STATES, GroupState, ProcState
 from .version import VERSION
 
 log = logging.getLogger("cluster_init")
@@ -51,6 +51,8 @@ class Requests:
             "status": self.status,
             "list": self.list,
             "restart": self.restart,
+            "stop": self.stop,
+            "start": self.start,
             "shutdown": self.shutdown,
             "ping": self.ping,
             "reexec": self.reexec,
@@ -199,6 +201,67 @@ class Requests:
         log.info("restarting %s:%s", group, tag)
         proc.restart()
         return Answer(True, f"restarting {group}:{tag}")
+
+    def _entry_at_rest(self, group, tag):
+        """``(Group, Process or None)`` of entry ``group:tag`` of its group's level, the
+        group at rest; or the error Answer that says why not (clinit --stop, --start)."""
+        if self.node.halting:
+            return Answer(False, "the daemon is shutting down")
+        entry = self.node.entry(group, tag)
+        if entry is None:
+            if not self.node.table.entries_of(group):
+                return Answer(False, f"no such group: {group}")
+            return Answer(False, f"no such entry: {group}:{tag}")
+        machine = self.node.group(group)
+        if machine is not None and machine.state not in AT_REST_GROUP_STATES:
+            return Answer(
+                False,
+                f"group {group} is moving ({machine.state}, to level {machine.target}):"
+                f" try again once it has settled (clinit -w {group} {machine.target})",
+            )
+        level = machine.level if machine is not None and machine.state in SETTLED_GROUP_STATES else None
+        if level is None or not entry.runs_at(level):
+            return Answer(False, f"{group}:{tag} is not part of the level of group {group} ({level or 'not told'})")
+        return machine, machine.machine(tag)
+
+    def stop(self, connection, group, tag):
+        """Stop one entry of the level gracefully, and keep it stopped."""
+        found = self._entry_at_rest(group, tag)
+        if isinstance(found, Answer):
+            return found
+        machine, proc = found
+        if proc is not None and proc.stopped_by_hand:
+            return Answer(True, f"{group}:{tag} is stopped by hand already")
+        if proc is None or not proc.running:
+            return Answer(True, f"{group}:{tag} is not running")
+        log.info("%s:%s: stop by hand, asked by %s", group, tag, connection.who())
+        machine.stop_entry(tag)
+        return Answer(True, f"stopping {group}:{tag}")
+
+    def start(self, connection, group, tag):
+        """Start one entry of the level that is not running, or run a finished one again."""
+        found = self._entry_at_rest(group, tag)
+        if isinstance(found, Answer):
+            return found
+        machine, proc = found
+        if proc is None:
+            level = machine.level
+            return Answer(False, f"{group}:{tag} has not been started at level {level} yet: tell {group} {level}")
+        if proc.held_back_for is not None:
+            why = f"cannot start: {proc.failure}" if proc.exec_failed else "respawning too rapidly"
+            return Answer(
+                False,
+                f"{group}:{tag} is held back ({why}; {proc.held_back_for:.0f} s left):"
+                f" clinit -r {group} {tag} starts it now",
+            )
+        if proc.state in (ProcState.STOPPING, ProcState.LINGERING):
+            return Answer(False, f"{group}:{tag} is being stopped ({proc.state}): try again once it has stopped")
+        if not proc.can_start_by_hand:
+            pid = f" (pid {proc.pid})" if proc.pid is not None else ""
+            return Answer(True, f"{group}:{tag} is running already{pid}")
+        log.info("%s:%s: start by hand, asked by %s", group, tag, connection.who())
+        machine.start_entry(tag)
+        return Answer(True, f"starting {group}:{tag}")
 
     def shutdown(self, _connection):
         self.node.shutdown("shutdown request")

@@ -16,6 +16,7 @@ import os
 from .errors import CltabError
 
 DEFAULT_CLTAB = "/etc/cltab"
+CLTAB_VARIABLE = "CLINIT_CLTAB"  # names the cltab when none is given (-c, cltab=)
 MAX_CLTAB_BYTES = 16 * 1024 * 1024
 PREFIXES = (":::", "::override:")
 
@@ -36,6 +37,10 @@ DEFAULT_SETTINGS = {
     "respawn_window": 1.0,  # a restart this soon after the last one is rapid
     "respawn_hold": 60.0,  # how long a too rapid entry is held back
 }
+# names of ``:::NAME:...`` lines that are not settings: each line names what it is
+# about, and has a meaning and checks of its own (cltab.py); ``boot`` is
+# ``:::boot:GROUP:LEVEL``, the level a group is told when the daemon starts
+LINE_KINDS = ("boot",)
 # paths relative to the directory clinit -d was started from
 PATH_SETTINGS = ("socket", "clstat", "log", "pidfile")
 CLIENT_SETTINGS = ("socket", "clstat")  # what the clinit command reads of a cltab
@@ -47,6 +52,13 @@ _NUMBERS = {
     "respawn_window": float,
     "respawn_hold": float,
 }
+
+
+def default_cltab(environ=None):
+    """The cltab to use when none is named: $CLINIT_CLTAB when it is set and not
+    empty (as /etc/default/clinit sets it for the service), else /etc/cltab."""
+    environ = os.environ if environ is None else environ
+    return environ.get(CLTAB_VARIABLE) or DEFAULT_CLTAB
 
 
 def parse_setting(line):
@@ -162,7 +174,9 @@ def scan(text, path, check=CLIENT_SETTINGS):
         if setting is not None:
             name, value = setting
             number = text.count("\n", 0, start) + 1
-            if name not in DEFAULT_SETTINGS:
+            if name in LINE_KINDS:
+                pass  # not a setting: the daemon's and --check's (cltab.py)
+            elif name not in DEFAULT_SETTINGS:
                 unknown.append((number, unknown_name_message(name)))
             elif name in check:
                 try:

@@ -52,6 +52,8 @@ class ProcEvent(_Named):
     REAPED = enum.auto()  # a process that was not a leader exited
     ADOPT = enum.auto()  # a new daemon takes over what its predecessor left
     RESTART = enum.auto()  # stop gracefully and start again (clinit -r)
+    HAND_STOP = enum.auto()  # stop gracefully and stay stopped (clinit --stop)
+    HAND_START = enum.auto()  # start one entry of the group's level again (clinit --start)
     # verdicts of "check mode"
     WAIT = enum.auto()
     ONCE = enum.auto()
@@ -110,6 +112,8 @@ class GroupEvent(_Named):
     PROC = enum.auto()
     RESTORE = enum.auto()  # a new daemon takes over what its dead predecessor left
     RESUME = enum.auto()  # the daemon re-executed itself (a handover): the group as it was
+    STOP_ENTRY = enum.auto()  # stop one entry by hand (clinit --stop)
+    START_ENTRY = enum.auto()  # start one entry by hand (clinit --start)
     ALL_STARTED = enum.auto()
     ALL_DONE = enum.auto()
     ALL_PASSED = enum.auto()

@@ -8,7 +8,6 @@ The log says ``exit 3`` or ``signal 9 (SIGKILL)`` (``describe_status``);
 """
 
 import os
-import signal
 
 
 def exit_code(wait_status):
@@ -18,6 +17,8 @@ def exit_code(wait_status):
 
 def signal_name(signum):
     """``SIGKILL`` for 9; None for a number that names no signal."""
+    import signal  # here, not at the top: clinit -l stays on the light client path
+
     try:
         return signal.Signals(signum).name
     except ValueError:
