@@ -559,3 +559,13 @@ def test_boot_lines_are_not_told_again_at_a_handover(node):
     assert reexec(node).returncode == 0
     assert node.client().wait("g", "down", timeout=5) == "DONE", "still where it was moved to"
     assert tagged(node, "svc") == [] and "boot: telling g" not in node.log_text().split("took over")[-1]
+
+
+def test_a_cltab_with_many_warnings_is_handed_over(node):
+    """The probe's last line decides, however much --check says before it."""
+    noise = "".join(f":::no_such_setting_{i}:x\n" for i in range(3000))
+    node.write_cltab(settings(node) + noise + SERVICE)
+    node.start()
+    assert len(node.clinit("--check").stderr) > 100000
+    result = reexec(node)
+    assert result.returncode == 0, result.stderr

@@ -48,6 +48,7 @@ from .version import VERSION
 log = logging.getLogger("cluster_init")
 
 PROBE_TIMEOUT = 30.0  # seconds the probe may take
+PROBE_KEEP = 65536  # bytes of the probe's output kept: the last ones
 PROBE_LINE = "handover: "  # what the probe prints last: "handover: clinit VERSION reads formats 1 ..."
 
 
@@ -182,7 +183,8 @@ class Handover:
             return
         except OSError:
             chunk = b""
-        output += chunk[: max(0, 65536 - len(output))]
+        output += chunk
+        del output[:-PROBE_KEEP]  # its last lines say how it went (warnings come first)
         if chunk:
             return
         lines = [line for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
