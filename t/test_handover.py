@@ -569,3 +569,14 @@ def test_a_cltab_with_many_warnings_is_handed_over(node):
     assert len(node.clinit("--check").stderr) > 100000
     result = reexec(node)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_request_is_answered_and_changes_nothing(node):
+    from daemon_rig import ask
+
+    node.write_cltab(settings(node) + SERVICE)
+    node.start()
+    _daemon, started = ping(node)
+    for line in ("reexec soon", "reexec 1e9", "reexec -1", "reexec 1 2"):
+        assert ask(node, line).startswith("error "), line
+    assert ping(node)[1] == started
