@@ -126,10 +126,13 @@ def test_processes_adopted_after_a_crash_are_watched_again(tmp_path):
     rig.system.live.update({500})
     rig.node.restore([("web", "1", "DONE")])
     srv = rig.node.group("web").machine("srv")
-    assert srv.adopted and rig.registry.watched(srv) == [500, 501]
+    watches = rig.registry.watched(srv)
+    assert srv.adopted and [pid for pid, _fd in watches] == [500, 501]
+    watching = dict(rig.system.watched)
     after = handed_over(rig, tmp_path)
     kept = after.node.group("web").machine("srv")
-    assert kept.adopted and kept.pid == 500 and after.registry.watched(kept) == [500, 501]
+    assert kept.adopted and kept.pid == 500 and after.registry.watched(kept) == watches
+    assert rig.system.watched == watching, "the same pidfds, passed on: none opened anew"
     assert "adopted" in after.node.rows(["web"])[1][-1]
 
 

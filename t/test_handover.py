@@ -580,3 +580,28 @@ def test_a_bad_request_is_answered_and_changes_nothing(node):
     for line in ("reexec soon", "reexec 1e9", "reexec -1", "reexec 1 2"):
         assert ask(node, line).startswith("error "), line
     assert ping(node)[1] == started
+
+
+def test_an_adopted_process_that_dies_during_the_exec_is_respawned(node):
+    python, script = stand_in(node, GATED)
+    node.write_cltab(settings(node) + SERVICE)
+    node.start([python, script, "-d", "-c", node.cltab])
+    assert node.settle("g", "up") == "DONE"
+    node.daemon.kill()
+    node.daemon.wait(10)
+    node.start([python, script, "-d", "-c", node.cltab])  # adopts: pidfds, not children
+    svc = wait_for(lambda: tagged(node, "svc"), what="svc")[0]
+    assert rows(node, "g")["svc"]["note"] == "adopted"
+    client = gated_handover(node)
+    try:
+        os.kill(svc, signal.SIGKILL)  # while the new image starts: only its pidfd tells
+        wait_for(lambda: not alive(svc), what="svc gone")
+        with open(os.path.join(node.dir, "go"), "w"):
+            pass
+        out, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 0, err
+    wait_for(lambda: rows(node, "g")["svc"]["pid"] not in ("-", str(svc)), what="svc respawned")
+    assert rows(node, "g")["svc"]["state"] == "DONE"

@@ -40,12 +40,13 @@ class Adopting:
             self.failure, self.last_start = carried.failure, carried.last_start
             self.rapid_restarts, self.deadline = carried.rapid_restarts, carried.deadline
             self._since, self.stopped_by_hand = carried.since, carried.stopped_by_hand
+        watches = carried.watches if carried is not None else {}
         for pid in adoption.pids:
             leader = pid == adoption.leader
             if leader and not self.adopted:
                 self.ctx.registry.watch(pid, self)  # still our child: reaped, with its status
                 self.pid = pid
-            elif self.ctx.registry.watch_adopted(pid, self, leader=leader) and leader:
+            elif self.ctx.registry.watch_adopted(pid, self, leader=leader, watch=watches.get(pid)) and leader:
                 self.pid = pid
         if self.pid is None and adoption.leader is not None and adoption.verdict in _LEADS:
             return ProcEvent.ADOPTED_DONE  # its leader cannot be watched: count it as done

@@ -9,7 +9,8 @@ it has that the new image cannot find on its own, as one JSON record:
   whether its processes were adopted after a crash), ``capture``;
 * the entries' histories (starts, last exit);
 * the descriptors the new image takes over, which the exec keeps open:
-  the listening socket, the lock beside it, the clients' connections;
+  the listening socket, the lock beside it, the clients' connections, and
+  the pidfds of processes adopted after a crash (``descriptors``);
 * the signals blocked for the exec (the new image unblocks them once its
   handlers are in place: a signal sent meanwhile waits, none is lost),
   the directory the daemon was started from, its version and pid.
@@ -55,7 +56,7 @@ def _machine(proc, registry):
         "entry": [entry.group, entry.tag, entry.levels, entry.mode, entry.command, entry.line],
         "state": proc.state.value,
         "pid": proc.pid,
-        "watched": registry.watched(proc),
+        "watched": [list(watch) for watch in registry.watched(proc)],
         "pgids": sorted(proc.remains.pgids),
         "level": proc.level,
         "adopted": proc.adopted,
@@ -66,6 +67,11 @@ def _machine(proc, registry):
         "since": proc.since,
         "stopped_by_hand": proc.stopped_by_hand,
     }
+
+
+def descriptors(record):
+    """The pidfds a ``capture`` record names: the exec must keep them open."""
+    return [fd for group in record["groups"] for machine in group["machines"] for _pid, fd in machine["watched"]]
 
 
 def capture(node, order=()):
@@ -88,7 +94,8 @@ def _adoption(record):
     group, tag, levels, mode, command, line = record["entry"]
     entry = Entry(str(group), str(tag), str(levels), str(mode), str(command), int(line))
     pid = record["pid"]
-    pids = set(record["watched"]) | ({pid} if pid is not None else set())
+    watches = {int(watched): int(fd) for watched, fd in record["watched"]}
+    pids = set(watches) | ({pid} if pid is not None else set())
     carried = Carried(
         adopted=bool(record["adopted"]),
         failure=record["failure"],
@@ -97,6 +104,7 @@ def _adoption(record):
         deadline=record["deadline"],
         since=record["since"],
         stopped_by_hand=bool(record.get("stopped_by_hand", False)),
+        watches=watches,
     )
     adoption = Adoption(
         _VERDICTS[state], record["level"], leader=pid, pids=sorted(pids), pgids=record["pgids"], carried=carried

@@ -240,6 +240,7 @@ class Handover:
             passed.append(carry.send(record))
             passed += [daemon.premises.lock_fd, *(fd for fd, _inbuf, _parked in connections)]
             passed += [listener[0]] if listener is not None else []
+            passed += carry.descriptors(record)
             for number in passed:
                 os.set_inheritable(number, True)
             self._execve(passed[0])

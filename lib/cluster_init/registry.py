@@ -104,16 +104,18 @@ class Registry:
         for machine in list(self._machines):
             machine.members_changed()
 
-    def watch_adopted(self, pid, machine, leader=False):
+    def watch_adopted(self, pid, machine, leader=False, watch=None):
         """Watch ``pid``, which is not our child, through a pidfd; False if it cannot be.
 
         Its exit goes to ``machine``: as ``exited(pid, None)`` if it is the
         machine's ``leader`` (the status of a process that is not our
         child cannot be known), else as ``members_changed()``.  It cannot
-        be watched when it is gone already or pidfds are missing.
+        be watched when it is gone already or pidfds are missing.  ``watch``
+        is a pidfd of it already open (a handover passes them on, so that an
+        exit during the exec is not missed).
         """
         try:
-            fd = self.system.watch_process(pid)
+            fd = self.system.watch_process(pid) if watch is None else watch
         except ProcessLookupError:
             return False  # gone meanwhile: the group check finds out
         if fd is None:
@@ -126,8 +128,9 @@ class Registry:
         return True
 
     def watched(self, machine):
-        """The pids watched through pidfds for ``machine`` (adopted after a crash), sorted."""
-        return sorted(pid for pid, owner in self._pidfds.values() if owner is machine)
+        """``(pid, pidfd)`` of each process watched through a pidfd for ``machine``
+        (adopted after a crash), sorted."""
+        return sorted((pid, fd) for fd, (pid, owner) in self._pidfds.items() if owner is machine)
 
     def pidfd_readable(self, fd):
         """An adopted process exited (its pidfd ``fd`` is readable): tell its machine."""
