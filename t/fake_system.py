@@ -109,6 +109,11 @@ class FakeSystem:
     def find_marked(self, daemon_id):
         return list(self.found)
 
+    def leftovers(self, daemon_id):
+        from cluster_init.marks import Found
+
+        return [Found(pid, pid, group, tag, "") for pid, (group, tag) in sorted(self.escapees.items())]
+
     def watch_process(self, pid):
         if not self.pidfds:
             return None

@@ -73,9 +73,10 @@ class NodeRig:
         self.registry.deliver(self.system.reap())
 
     def advance(self, seconds):
-        """Move the fake clock and fire the machines' deadlines that passed."""
+        """Move the fake clock and fire the deadlines that passed: the machines', the sweep's."""
         self.system.advance(seconds)
         self.registry.fire_due(self.system.now())
+        self.node.sweep.fire_due(self.system.now())
 
     def state(self, name):
         group = self.node.group(name)

@@ -17,6 +17,7 @@ from cluster_init.states import ProcState
 from node_rig import Connection, NodeRig, captured_log
 
 CLTAB = """\
+:::start_seconds:0
 :::term_delay:5
 :::kill_delay:10
 web:prep:1:wait:prepare

@@ -54,7 +54,7 @@ def rig(tmp_path):
     rig.node.tell("flappy", "1")
     for _ in range(2):  # too rapidly: held back for 30 s
         rig.exit("fl", code=1)
-    rig.system.advance(10)
+    rig.advance(10)  # srv up start_seconds: DONE
     return rig
 
 
@@ -71,7 +71,7 @@ def test_a_resumed_node_lists_exactly_what_the_first_had(rig, tmp_path):
     after.clstat.flush()
     assert after.clstat_text() == (
         "Cluster::Init::Group web 1 DONE\nCluster::Init::Group tests t PASSED\n"
-        "Cluster::Init::Group db 1 DONE\nCluster::Init::Group flappy 1 DONE\n"
+        "Cluster::Init::Group db 1 DONE\nCluster::Init::Group flappy 1 FAILED\n"
     )
     assert len(after.system.spawned) == len(rig.system.spawned), "nothing was started"
     assert not after.system.signals, "nothing was stopped"
@@ -85,7 +85,7 @@ def test_the_kept_leader_is_reaped_by_the_new_image_with_its_status(rig, tmp_pat
     assert after.registry.by_pid(pid) is srv, "our child still: waitpid reports it, to the new machine"
     after.exit("srv", signum=signal.SIGKILL)
     assert srv.history.status == signal.SIGKILL and srv.history.starts == 2
-    assert srv.pid != pid and srv.state is ProcState.DONE, "respawned"
+    assert srv.pid != pid and srv.state is ProcState.RUNBG, "respawned"
 
 
 def test_a_hold_back_goes_on_where_it_was(rig, tmp_path):
@@ -95,7 +95,9 @@ def test_a_hold_back_goes_on_where_it_was(rig, tmp_path):
     after.advance(19)
     assert len(after.system.spawned) == spawned, "still held back: not started afresh"
     after.advance(1.5)
-    assert len(after.system.spawned) == spawned + 1 and fl.state is ProcState.DONE
+    assert len(after.system.spawned) == spawned + 1 and fl.state is ProcState.RUNBG
+    after.advance(1.5)
+    assert fl.state is ProcState.DONE, "up start_seconds"
 
 
 def test_a_failed_start_and_a_failed_test_stay_failed(tmp_path):
@@ -142,6 +144,8 @@ def test_unrest_names_what_moves(tmp_path):
     rig.node.tell("web", "1")
     assert rig.node.unrest() == "group web is STARTING"
     rig.exit("prep")
+    assert rig.node.unrest() == "group web is CHECKING", "srv not up start_seconds yet"
+    rig.advance(1)
     assert rig.node.unrest() is None
     rig.node.group("web").machine("srv").restart()
     assert rig.node.unrest() == "web:srv is STOPPING"
@@ -226,3 +230,18 @@ def test_an_entry_stopped_by_hand_stays_stopped(rig, tmp_path):
     assert srv.state is ProcState.CONFIGURED and srv.stopped_by_hand and srv.pid is None
     assert after.node.rows(["web"]) == rig.node.rows(["web"]), "'stopped by hand' in its note"
     assert len(after.system.spawned) == len(rig.system.spawned)
+
+
+def test_a_respawn_entry_not_up_yet_is_carried_with_its_deadline(tmp_path):
+    rig = NodeRig(tmp_path, CLTAB)
+    rig.node.tell("web", "1")
+    rig.exit("prep")
+    rig.advance(1)  # up: the group settles DONE
+    rig.exit("srv", signum=signal.SIGKILL)  # respawned: RUNBG until up start_seconds again
+    srv = rig.node.group("web").machine("srv")
+    assert srv.state is ProcState.RUNBG and srv.pid is not None and rig.node.unrest() is None
+    after = handed_over(rig, tmp_path)
+    kept = after.node.group("web").machine("srv")
+    assert (kept.state, kept.pid, kept.deadline) == (ProcState.RUNBG, srv.pid, srv.deadline)
+    after.advance(1)
+    assert kept.state is ProcState.DONE, "up start_seconds, on the deadline it had"

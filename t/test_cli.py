@@ -145,13 +145,24 @@ def test_with_s_an_unreadable_cltab_is_a_warning(node, tmp_path):
     node.daemon.wait(20)
 
 
-def test_daemon_refusing_the_cltab_is_exit_6(node):
+def test_daemon_refusing_the_cltab_warns_a_tell_and_fails_a_reread(node):
+    """A broken cltab never blocks a tell (issue 18): the daemon acts on the last good
+    one and says so; a reread still exits 6 with every problem."""
     node.start()
-    node.write_cltab(open(node.cltab).read() + "g:t:1:sometimes:true\n")
+    good = open(node.cltab).read()
+    node.write_cltab(good + "g:t:1:sometimes:true\n")
+    line = good.count("\n") + 1
     result = node.clinit("scramjet", "1")
+    assert (result.returncode, result.stdout) == (0, "level transition started\n")
+    assert result.stderr == (
+        f"clinit: warning: cltab {node.cltab} refused, acting on the last good one: "
+        f"{node.cltab}:{line}: unknown mode 'sometimes' (known: wait, once, respawn, test, off)\n"
+    )
+    result = node.clinit()  # a reread
     assert result.returncode == 6
     assert "cltab refused; still using the last good one" in result.stderr
     assert "unknown mode 'sometimes'" in result.stderr
+    assert node.clinit("--check").returncode == 6
 
 
 def test_daemon_exits_6_on_a_broken_cltab(node):
@@ -179,7 +190,10 @@ def test_telling_a_level_without_entries_warns(node):
     result = node.clinit("pidgrp", "strat")
     assert result.returncode == 0
     assert result.stdout == "level transition started\n"
-    assert result.stderr == "clinit: warning: group pidgrp has no entries at level strat: all of its entries stop\n"
+    assert result.stderr == (
+        "clinit: warning: group pidgrp has no entries at level strat: all of its entries stop"
+        " (its levels: 1; did you mean 1?)\n"
+    )
     node.wait_status("strat DONE\n", group="pidgrp")
 
 
@@ -195,7 +209,9 @@ def test_api_hands_warnings_on(node):
         assert client.tell("pidgrp", "strat") == "level transition started"
     assert [w.category for w in caught] == [ClinitWarning]
     assert "no entries at level strat" in str(caught[0].message)
-    assert client.last_warnings == ("group pidgrp has no entries at level strat: all of its entries stop",)
+    assert client.last_warnings == (
+        "group pidgrp has no entries at level strat: all of its entries stop (its levels: 1; did you mean 1?)",
+    )
 
 
 def test_check(node):

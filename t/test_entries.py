@@ -67,7 +67,8 @@ def test_stop_keeps_a_respawn_entry_stopped_until_start(web):
     assert (result.returncode, result.stdout) == (0, "starting web:srv\n"), result.stderr
     new = one_pid(node, "srv")
     assert new != pid
-    row = rows(node, "web")["srv"]
+    row = wait_for(lambda: rows(node, "web")["srv"][4] == "DONE" and rows(node, "web")["srv"],
+                   what="up for start_seconds")
     assert (row[4], row[5], row[6], row[9]) == ("DONE", str(new), "2", "-"), row
     assert f"web:srv: start by hand, asked by uid {os.getuid()} (pid " in node.log_text()
     result = node.clinit("--start", "web", "srv")
@@ -122,7 +123,7 @@ def test_stop_ends_a_crash_loop(node):
     node.write_cltab(settings(node, *FAST, ":::respawn_hold:60") + "flap:flapper:1:respawn:exit 1\n")
     node.start()
     node.tell("flap", "1")
-    wait_for(lambda: rows(node, "flap")["flapper"][9].startswith("respawn held back"), what="the hold-back")
+    wait_for(lambda: "held back" in rows(node, "flap")["flapper"][9], what="the hold-back")
     result = node.clinit("--start", "flap", "flapper")
     assert result.returncode == 1 and "is held back (respawning too rapidly; " in result.stderr
     assert node.clinit("--stop", "flap", "flapper").stdout == "stopping flap:flapper\n"

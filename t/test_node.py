@@ -43,6 +43,8 @@ def test_a_tell_starts_the_level_in_file_order_and_settles(rig):
     assert rig.state("web") == ("1", "STARTING")
     rig.exit("prep")
     assert rig.system.running_tags() == ["srv"]
+    assert rig.state("web") == ("1", "CHECKING"), "a respawn entry must stay up start_seconds"
+    rig.advance(1)
     assert rig.state("web") == ("1", "DONE")
     assert rig.changes[-1] == ("web", "1", "DONE", False), "the listeners hear each change"
     rig.clstat.flush()
@@ -118,6 +120,7 @@ def test_rows_list_every_entry_and_those_that_left(rig):
 def test_the_dump_names_every_group_and_entry(rig, logged):
     rig.node.tell("web", "1")
     rig.exit("prep", code=0)
+    rig.advance(1)  # srv has stayed up start_seconds
     rig.node.dump()
     text = logged.text()
     assert "state dump: 1 group(s), 1 process(es) running" in text
@@ -125,7 +128,7 @@ def test_the_dump_names_every_group_and_entry(rig, logged):
     assert "group db: never told" in text
     srv = rig.system.pid_of("srv")
     assert f"  web:srv: DONE, pid {srv}, started 1 time(s), last exit -, 0s in its state" in text
-    assert "  web:prep: DONE, pid -, started 1 time(s), last exit 0, 0s in its state" in text
+    assert "  web:prep: DONE, pid -, started 1 time(s), last exit 0, 1s in its state" in text
     assert "  db:main: CONFIGURED, pid -, started 0 time(s), last exit -" in logged.messages
 
 

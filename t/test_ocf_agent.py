@@ -220,11 +220,11 @@ def test_a_failed_start_is_1_with_an_exit_reason(rig):
     open(rig.flag, "w").close()
     done = rig.agent("start")
     assert done.returncode == OCF_ERR_GENERIC
-    assert "FAILED" in reason(done)
+    assert reason(done) == "clinit group web settled FAILED at level run: web:fit: test failed: exit 1"
     assert rig.clstat() == ("run", "FAILED")
     monitor = rig.agent("monitor")
     assert monitor.returncode == OCF_ERR_GENERIC
-    assert "FAILED" in reason(monitor)
+    assert reason(monitor) == "clinit group web is FAILED at level run: web:fit: test failed: exit 1"
     assert rig.rc("monitor", probe=True) == OCF_ERR_GENERIC
     # recovery: stop, fix, start
     assert rig.rc("stop") == OCF_SUCCESS
@@ -242,18 +242,59 @@ def test_a_start_that_does_not_settle_in_time_is_1_not_124(rig):
     assert rig.tagged_pids("nap") == []
 
 
-def test_a_broken_cltab_fails_start_and_stop_but_not_monitor(rig):
+def test_a_broken_cltab_fails_no_action_while_a_daemon_runs_on_a_good_one(rig):
+    """Issue 18: a typo in the cltab must not make stop fail (which means fencing)."""
     started(rig)
     with open(rig.node.cltab, encoding="utf-8") as stream:
         good = stream.read()
     rig.node.write_cltab(good + "web:bad:run:sometimes:true\n")
     assert rig.rc("monitor") == OCF_SUCCESS  # the daemon runs on the last good cltab
     done = rig.agent("stop")
-    assert done.returncode == OCF_ERR_CONFIGURED
-    assert "refuses the cltab" in reason(done)
+    assert done.returncode == OCF_SUCCESS, done.stderr
+    assert reason(done) is None
+    assert "refused, acting on the last good one" in done.stderr  # clinit's warning, for the log
+    assert rig.clstat() == ("stopped", "DONE")
+    done = rig.agent("start")
+    assert done.returncode == OCF_SUCCESS, done.stderr
+    assert reason(done) is None, "a warning in the log, not a failure"
+    assert re.search(r"(^warn|WARNING): clinit refuses the cltab .*unknown mode 'sometimes'.*; "
+                     r"the clinit daemon runs on its last good cltab$", done.stderr, re.M), done.stderr
     assert rig.clstat() == ("run", "DONE")
+    done = rig.agent("validate-all")
+    assert done.returncode == OCF_ERR_CONFIGURED and "unknown mode 'sometimes'" in reason(done)
     rig.node.write_cltab(good)
     assert rig.rc("stop") == OCF_SUCCESS
+
+
+def test_a_broken_cltab_fails_start_when_no_daemon_runs(rig):
+    with open(rig.node.cltab, encoding="utf-8") as stream:
+        good = stream.read()
+    rig.node.write_cltab(good + "web:bad:run:sometimes:true\n")
+    done = rig.agent("start")
+    assert done.returncode == OCF_ERR_CONFIGURED
+    assert "unknown mode 'sometimes'" in reason(done)
+    assert rig.daemon_pid() is None
+
+
+def test_a_crash_loop_fails_monitor_and_says_why(rig):
+    """A respawn entry that starts failing: monitor reads FAILED, its exit reason says why."""
+    started(rig)
+    with open(rig.node.cltab, encoding="utf-8") as stream:
+        text = stream.read()
+    need = os.path.join(rig.dir, "need")
+    open(need, "w").close()
+    rig.node.write_cltab(text.replace("web:svc:run:respawn:exec sleep 1000",
+                                      f"web:svc:run:respawn:test -e {need} || exit 4; exec sleep 1000"))
+    assert rig.rc("stop") == OCF_SUCCESS
+    started(rig)
+    (svc,) = wait_for(lambda: rig.tagged_pids("svc"), what="the service")
+    os.unlink(need)  # what it needs is gone: each start fails now
+    os.kill(svc, 9)
+    wait_for(lambda: rig.clstat() == ("run", "FAILED"), what="the crash loop")
+    done = rig.agent("monitor")
+    assert done.returncode == OCF_ERR_GENERIC
+    assert re.fullmatch(r"clinit group web is FAILED at level run: web:svc: crash loop: (exited 5 times within 10 s"
+                        r"|started 6 times in 0\.\d\d s), last exit 4.*", reason(done)), reason(done)
 
 
 # clinit's exit statuses, from a stand-in clinit, become OCF's
@@ -490,3 +531,15 @@ def test_readme_cib_xml_is_a_valid_configuration():
     assert agent.get("type") == "group"
     depth = agent.find(".//op/instance_attributes/nvpair[@name='OCF_CHECK_LEVEL']")
     assert depth is not None and depth.get("value") == "10"
+
+
+def test_a_boot_line_fails_start_also_while_a_daemon_runs(rig):
+    """Not a broken file: one the daemon's last good cltab would not make right."""
+    started(rig)
+    with open(rig.node.cltab, encoding="utf-8") as stream:
+        text = stream.read()
+    rig.node.write_cltab(text + ":::boot:web:run\n")
+    done = rig.agent("start")
+    assert done.returncode == OCF_ERR_CONFIGURED
+    assert "gives group web a boot level" in reason(done)
+    rig.node.write_cltab(text)

@@ -91,7 +91,7 @@ def test_list_shows_a_respawn_held_back(node):
     node.tell("flap", "1")
     wait_for(lambda: rows(node, "flap")[0][4] == "PAUSING", what="the hold-back")
     row = rows(node, "flap")[0]
-    assert re.fullmatch(r"respawn held back, (59|60)s left", row[9]), row
+    assert re.fullmatch(r"crash loop: started 2 times in 0\.\d\d s, last exit 1; held back, (59|60) s left", row[9]), row
     assert "respawning too rapidly" in node.log_text()
 
 
@@ -177,7 +177,9 @@ def test_a_bad_setting_the_client_does_not_use_keeps_no_command_out(node):
     assert status(node, "ops") == (0, "ops run DONE\n")
     assert node.clinit("-l", "ops").returncode == 0
     result = node.clinit("ops", "run")
-    assert result.returncode == 6 and "cltab:1: setting kill_delay must not be negative" in result.stderr
+    assert result.returncode == 0, "a tell acts on the last good cltab"
+    assert "cltab:1: setting kill_delay must not be negative" in result.stderr
+    assert node.clinit().returncode == 6, "a reread is refused"
     assert node.clinit("-k", "-w", "-t", "30").returncode == 0
 
 

@@ -4,13 +4,17 @@ test_harness_fails_over_a_dummy proves the harness with Pacemaker's own
 ocf:pacemaker:Dummy; test_clinit_group_fails_over puts a clinit group
 under ocf:clinit:group (ocf/clinit), in a Pacemaker group after a
 floating address (ocf:heartbeat:IPaddr2) as the README configures it,
-and checks placement, recovery of a failing group, failover after a
-node is killed, and that deleting the resource stops the group.  Both
+and checks placement, recovery of a failing group (a test entry that
+starts failing, then a respawn entry that starts crash-looping: the
+group reads FAILED, monitor sees it, with the reason in Pacemaker's
+ocf-exit-reason, and it moves), failover after a node is killed, and
+that deleting the resource stops the group.  Both
 are skipped, with the reason, where root, the packages or namespaces
 are missing.
 """
 
 import os
+import signal
 import time
 
 from cluster_init.status import read as read_clstat
@@ -51,7 +55,8 @@ def test_harness_fails_over_a_dummy(pcmk_cluster):  # noqa: F811
 
 # A clinit group under ocf:clinit:group.  Both nodes share the cltab;
 # each node's socket, clstat and log are under its own private /run, and
-# so is the flag file that makes the group's test entry fail.
+# so are the flag file that makes the group's test entry fail and the
+# file its respawn entry needs (without it, it crash-loops).
 CLTAB = """\
 :::socket:/run/clinit/clinit.s
 :::clstat:/run/clinit/clstat
@@ -60,9 +65,10 @@ CLTAB = """\
 :::term_delay:1
 :::kill_delay:2
 web:fit:run:test:test ! -e /run/clinit-test/broken
-web:svc:run:respawn:exec sleep 100000
+web:svc:run:respawn:test -e /run/clinit-test/needed || exit 3; exec sleep 100000
 """
 FLAG = "/run/clinit-test/broken"
+NEEDED = "/run/clinit-test/needed"
 
 
 VIP = "169.254.213.100"
@@ -118,18 +124,32 @@ def clstat(node, group="web"):
     return next((tuple(row[1:]) for row in rows if row[0] == group), None)
 
 
-def svc_nodes(cluster):
-    """The nodes where the group's respawn entry runs (by PID namespace)."""
+def svc_pids(cluster):
+    """{node name: [pids]} of the group's respawn entry, by PID namespace (as the machine
+    numbers them)."""
     by_ns = {node.pidns: node.name for node in cluster.nodes if node.alive()}
-    found = set()
+    found = {}
     for pid in environ_pids(lambda env: b"CLINIT_GROUP=web" in env and b"CLINIT_TAG=svc" in env):
         try:
             space = os.readlink(f"/proc/{pid}/ns/pid")
         except OSError:
             continue
         if space in by_ns:
-            found.add(by_ns[space])
-    return sorted(found)
+            found.setdefault(by_ns[space], []).append(pid)
+    return found
+
+
+def svc_nodes(cluster):
+    """The nodes where the group's respawn entry runs."""
+    return sorted(svc_pids(cluster))
+
+
+def exit_reasons(cluster, via, resource="web"):
+    """``(node, operation, exit reason)`` of the resource's failed actions, as Pacemaker
+    recorded them (crm_mon's failures)."""
+    return [(failure.get("node"), failure.get("op_key"), failure.get("exitreason"))
+            for failure in cluster.mon(via).iter("failure")
+            if (failure.get("op_key") or "").startswith(resource + "_")]
 
 
 def runs_on(cluster, node, via=None):
@@ -160,6 +180,8 @@ def test_clinit_group_fails_over(pcmk_cluster, capsys):  # noqa: F811
         first = cluster.nodes[0]
         for node in cluster.nodes:
             assert cluster.run(node, wrapper, "-c", cltab, "-v").returncode == 0, "no daemon"
+            os.makedirs(os.path.dirname(node.path(NEEDED)))
+            open(node.path(NEEDED), "w").close()
 
         # (a) the group reaches its level on one node, Started there (with the
         # floating address), not on the other
@@ -173,7 +195,6 @@ def test_clinit_group_fails_over(pcmk_cluster, capsys):  # noqa: F811
         # (b) the test entry starts failing: the depth-10 monitor sees it, the
         # fail count rises, Pacemaker recovers the group (migration-threshold 1:
         # on the other node)
-        os.makedirs(os.path.dirname(home.path(FLAG)))
         open(home.path(FLAG), "w").close()
         flipped = time.monotonic()
         wait_for(lambda: cluster.failcount("web", home.name, away) >= 1, 30,
@@ -187,24 +208,50 @@ def test_clinit_group_fails_over(pcmk_cluster, capsys):  # noqa: F811
         wait_for(lambda: cluster.failcount("web", home.name, away) == 0, 30, "the cleanup")
         wait_for(lambda: runs_on(cluster, away), 30, f"web to stay on {away.name}")
 
-        # (c) the node running the group is killed outright: the group comes
+        # (c) the respawn entry starts crash-looping where the group runs (a
+        # file it needs is gone there only): the group reads FAILED, monitor
+        # sees it, and Pacemaker brings the group up on the other node
+        os.unlink(away.path(NEEDED))
+        looped = time.monotonic()
+        for pid in svc_pids(cluster)[away.name]:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: cluster.failcount("web", away.name, home) >= 1, 30,
+                 f"a fail count for web on {away.name}")
+        recorded = exit_reasons(cluster, home)
+        failed_text = cluster.mon_text(home)
+        wait_for(lambda: runs_on(cluster, home), 30, f"web to move to {home.name}")
+        timings["crashloop"] = time.monotonic() - looped
+        assert clstat(away) == ("stopped", "DONE")
+        (node, op, why), = recorded
+        assert (node, op) == (away.name, "web_monitor_2000"), recorded
+        assert why.startswith("clinit group web is FAILED at level run: web:svc: crash loop: "), why
+        assert "last exit 3" in why, why
+        with capsys.disabled():
+            print(f"\nthe exit reason Pacemaker recorded: {why}\n"
+                  + "".join(line + "\n" for line in failed_text.splitlines()
+                            if "web" in line and ("monitor" in line or "exitreason" in line)))
+        open(away.path(NEEDED), "w").close()
+        cluster.run(home, "crm_resource", "--cleanup", "--resource", "web", check=True)
+        wait_for(lambda: cluster.failcount("web", away.name, home) == 0, 30, "the cleanup")
+
+        # (d) the node running the group is killed outright: the group comes
         # up at its level on the other node
-        killed = cluster.kill(away)
-        wait_for(lambda: runs_on(cluster, home), 60, f"web to fail over to {home.name}",
+        killed = cluster.kill(home)
+        wait_for(lambda: runs_on(cluster, away), 60, f"web to fail over to {away.name}",
                  interval=0.05)
         timings["failover"] = time.monotonic() - killed
-        assert cluster.online(cluster.mon(home)) == {home.name}
+        assert cluster.online(cluster.mon(away)) == {away.name}
 
-        # (d) deleting the resource stops the group (the address stays)
-        cluster.run(home, "cibadmin", "--delete", "-o", "resources",
+        # (e) deleting the resource stops the group (the address stays)
+        cluster.run(away, "cibadmin", "--delete", "-o", "resources",
                     "--xml-text", '<primitive id="web"/>', check=True)
-        wait_for(lambda: clstat(home) == ("stopped", "DONE") and not svc_nodes(cluster), 30,
+        wait_for(lambda: clstat(away) == ("stopped", "DONE") and not svc_nodes(cluster), 30,
                  "the group to stop")
-        wait_for(lambda: cluster.resource_state("web", home) is None, 30,
+        wait_for(lambda: cluster.resource_state("web", away) is None, 30,
                  "web to leave the cluster")
-        assert has_vip(cluster, home)
+        assert has_vip(cluster, away)
     timings["total"] = time.monotonic() - began
     with capsys.disabled():
         print("\ncluster test: formed in {form:.1f} s, recovered a failing group in "
-              "{recover:.1f} s, failed over after a node kill in {failover:.1f} s, "
-              "{total:.1f} s in all".format(**timings))
+              "{recover:.1f} s, moved a crash-looping one in {crashloop:.1f} s, failed over "
+              "after a node kill in {failover:.1f} s, {total:.1f} s in all".format(**timings))

@@ -16,6 +16,7 @@ from cluster_init.version import VERSION
 from node_rig import Connection, NodeRig, captured_log
 
 CLTAB = """\
+:::start_seconds:0
 web:prep:1:wait:prepare
 web:srv:1:respawn:serve
 web:chk:t:test:check
@@ -46,7 +47,26 @@ def test_tell_moves_one_group_and_says_what_is_odd(rig, logged):
     assert said(rig.ask("tell", "nosuch", "1")) == "error no such group: nosuch\n"
     assert logged.count("client error: no such group: nosuch") == 1
     answer = rig.ask("tell", "db", "9")
-    assert answer.ok and answer.warnings == ("group db has no entries at level 9: all of its entries stop",)
+    assert answer.ok and answer.warnings == (
+        "group db has no entries at level 9: all of its entries stop (its levels: 1; did you mean 1?)",
+    )
+
+
+def test_the_levels_named_are_those_meant(tmp_path):
+    rig = NodeRig(tmp_path, "web:a:run:respawn:a\nweb:b:stopped:wait:b\nweb:c:12:once:c\nweb:d:x,long:once:d\n")
+    (warning,) = rig.ask("tell", "web", "status").warnings
+    assert warning.endswith("(its levels: run, stopped, 1, 2, x, long; did you mean stopped?)")
+    (warning,) = rig.ask("tell", "web", "rnu").warnings
+    assert warning.endswith("did you mean run?)")
+
+
+def test_a_verb_typed_as_a_level_stops_all_and_names_the_levels(rig):
+    """clinit web status: the Perl way to stop a group, kept; the warning says what was meant."""
+    answer = rig.ask("tell", "web", "status")
+    assert answer.ok and answer.warnings == (
+        "group web has no entries at level status: all of its entries stop (its levels: 1, t; did you mean t?)",
+    )
+    assert rig.state("web") == ("status", "DONE")
 
 
 def test_a_wait_is_parked_until_its_group_settles(rig, tmp_path):
@@ -97,10 +117,17 @@ def test_reread_with_a_refused_cltab(rig):
     rig.write(CLTAB + "web:bad:1:sometimes:x\n")
     answer = rig.ask("reread")
     assert not answer.ok and answer.message == "cltab refused; still using the last good one"
-    assert any(":5: " in line and "sometimes" in line for line in answer.lines), answer.lines
+    assert any(":6: " in line and "sometimes" in line for line in answer.lines), answer.lines
     told = rig.ask("tell", "web", "1")
-    assert told.kind == "cltab refused", "a tell rereads first, and says the cltab was refused"
-    assert rig.node.group("web") is None, "nothing told"
+    assert told.ok, "a broken cltab never blocks a tell: it acts on the last good one"
+    assert told.warnings == (
+        f"cltab {rig.cltab} refused, acting on the last good one: {rig.cltab}:6: unknown mode 'sometimes'"
+        " (known: wait, once, respawn, test, off)",
+    )
+    assert rig.state("web") == ("1", "STARTING")
+    rig.write(CLTAB + "web:bad:1:sometimes:x\nweb:worse:1\n")
+    (warning,) = rig.ask("tell", "db", "1").warnings
+    assert warning.endswith("(and 1 more: clinit --check lists them)")
     rig.write(CLTAB)
     assert said(rig.ask("reread")) == "ok cltab reread\n"
 

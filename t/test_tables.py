@@ -29,7 +29,12 @@ PERL_PROCESS = {
     (P.RUNTEST, PE.EXITED): P.TESTING,
     (P.RUNTEST, PE.EXEC_FAILED): P.CONFIGURED,
     (P.RUNTEST, PE.STOP): P.STOPPING,
-    (P.RUNBG, PE.STARTED): P.DONE,
+    # Perl: STARTED -> DONE.  Ours checks start_seconds first: a once entry (or any,
+    # with start_seconds 0) is UP -> DONE at once, a respawn entry after start_seconds
+    # (TIMEOUT -> DONE); an exit before that is a failed start (EXITED, below)
+    (P.RUNBG, PE.STARTED): P.RUNBG,
+    (P.RUNBG, PE.UP): P.DONE,
+    (P.RUNBG, PE.TIMEOUT): P.DONE,
     (P.RUNBG, PE.EXITED): P.DONE,
     # Perl: EXEC_FAILED -> CONFIGURED.  Ours gives up (GIVE_UP -> CONFIGURED) but
     # for a respawn entry, which tries again after the hold-back (RETRY -> PAUSING)

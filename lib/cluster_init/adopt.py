@@ -76,16 +76,14 @@ class Carried:
     the monotonic clock, which an exec does not reset.
     """
 
-    __slots__ = (
-        "adopted", "failure", "last_start", "rapid_restarts", "deadline", "since", "stopped_by_hand", "watches"
-    )
+    __slots__ = ("adopted", "failure", "respawns", "deadline", "since", "stopped_by_hand", "watches")
 
     def __init__(
-        self, adopted=False, failure=None, last_start=None, rapid_restarts=0, deadline=None, since=None,
-        stopped_by_hand=False, watches=None,
+        self, adopted=False, failure=None, respawns=None, deadline=None, since=None, stopped_by_hand=False,
+        watches=None,
     ):
         self.adopted, self.failure = adopted, failure
-        self.last_start, self.rapid_restarts = last_start, rapid_restarts
+        self.respawns = respawns  # crashloop.Respawns.carried(): the guard, the crash loop
         self.deadline, self.since = deadline, since
         self.stopped_by_hand = stopped_by_hand  # clinit --stop: kept stopped (byhand.py)
         self.watches = dict(watches or {})  # pid -> its pidfd, kept open across the exec

@@ -37,9 +37,10 @@ class Adopting:
         self.level = adoption.level
         self.remains.adopt(adoption.pgids)
         if carried is not None:
-            self.failure, self.last_start = carried.failure, carried.last_start
-            self.rapid_restarts, self.deadline = carried.rapid_restarts, carried.deadline
+            self.failure, self.deadline = carried.failure, carried.deadline
             self._since, self.stopped_by_hand = carried.since, carried.stopped_by_hand
+            if carried.respawns is not None:
+                self.respawns.take(carried.respawns)
         watches = carried.watches if carried is not None else {}
         for pid in adoption.pids:
             leader = pid == adoption.leader

@@ -10,7 +10,8 @@ for each entry of the level).  A respawn entry held back after a crash
 loop has no process: the stop ends its crash loop at once.
 ``start_by_hand`` starts an entry that is not running (stopped by hand,
 or it could not be started), or runs a finished ``once``, ``wait`` or
-``test`` entry again; the respawn guard's count starts over.  Any start
+``test`` entry again; its past exits are forgotten, as by ``clinit -r``
+(the respawn guard's count and the crash loop start over).  Any start
 clears ``stopped_by_hand`` (Process._check_mode).
 
 The group decides when either may be asked (group.py: only while it is at
@@ -56,6 +57,7 @@ class HandControl:
     def _hand_stop(self, _arg):
         self.stopped_by_hand = True
         self.restarting = False  # a stop wins over a restart under way
+        self.respawns.forget()  # a crash loop ends: it is stopped, deliberately
         log.info("%s: stopping by hand; it stays stopped until clinit --start or a tell", self.describe())
         return self._begin_stop(None)
 
@@ -64,7 +66,7 @@ class HandControl:
         self.restarting = False
 
     def _hand_start(self, level):
-        self.rapid_restarts = 0  # a start by hand is a fresh start
+        self.respawns.forget()  # a fresh start: its past exits are forgotten (crashloop.py)
         log.info("%s: starting by hand", self.describe())
         return self._check_mode(level)
 

@@ -3,9 +3,10 @@
 Before it re-executes itself (handover.py), the daemon writes down what
 it has that the new image cannot find on its own, as one JSON record:
 
-* every group at rest (its level and state, in clstat's order) and the
-  machine of each of its entries (state, leader pid, process groups,
-  level, the times and counts of the respawn guard, why a start failed,
+* every group at rest (its level and state, in clstat's order, why it
+  is FAILED for good, when it was told) and the machine of each of its
+  entries (state, leader pid, process groups, level, its deadline, the
+  respawn guard and the crash loop, why a start failed, a stop by hand,
   whether its processes were adopted after a crash), ``capture``;
 * the entries' histories (starts, last exit);
 * the descriptors the new image takes over, which the exec keeps open:
@@ -47,6 +48,7 @@ _VERDICTS = {
     ProcState.PAUSING: ProcEvent.ADOPTED_PAUSING,
     ProcState.RUNNING: ProcEvent.ADOPTED_RUNNING,
     ProcState.RUNTEST: ProcEvent.ADOPTED_RUNTEST,
+    ProcState.RUNBG: ProcEvent.ADOPTED_RUNBG,
 }
 
 
@@ -61,8 +63,7 @@ def _machine(proc, registry):
         "level": proc.level,
         "adopted": proc.adopted,
         "failure": proc.failure,
-        "last_start": proc.last_start,
-        "rapid_restarts": proc.rapid_restarts,
+        "respawns": proc.respawns.carried(),
         "deadline": proc.deadline,
         "since": proc.since,
         "stopped_by_hand": proc.stopped_by_hand,
@@ -83,7 +84,10 @@ def capture(node, order=()):
     for name in names:
         group = node.groups[name]
         machines = [_machine(proc, node.ctx.registry) for _tag, proc in group.machines()]
-        groups.append({"name": name, "level": group.level, "state": group.state.value, "machines": machines})
+        groups.append({
+            "name": name, "level": group.level, "state": group.state.value, "machines": machines,
+            "stuck": group.stuck, "told_at": group.told_at,
+        })
     return {"groups": groups, "history": [list(row) for row in node.ctx.histories()]}
 
 
@@ -99,8 +103,7 @@ def _adoption(record):
     carried = Carried(
         adopted=bool(record["adopted"]),
         failure=record["failure"],
-        last_start=record["last_start"],
-        rapid_restarts=int(record["rapid_restarts"]),
+        respawns=record["respawns"],
         deadline=record["deadline"],
         since=record["since"],
         stopped_by_hand=bool(record.get("stopped_by_hand", False)),
@@ -119,7 +122,7 @@ def parse(record):
     for group in record["groups"]:
         state = GroupState(group["state"])
         adoptions = [_adoption(machine) for machine in group["machines"]]
-        groups.append((str(group["name"]), group["level"], state, adoptions))
+        groups.append((str(group["name"]), group["level"], state, adoptions, group["stuck"], group["told_at"]))
     histories = [(str(g), str(t), int(starts), status) for g, t, starts, status in record["history"]]
     return groups, histories
 

@@ -83,6 +83,9 @@ def _tell(client, args):
             "the daemon goes on moving it"
         ) from None
     print(f"{group} {level} {state}")
+    _print_warnings(client.last_warnings)
+    for line in client.last_answer.lines:  # what fails it, and why
+        say(line)
     return EXIT_ERROR if state == "FAILED" else EXIT_OK
 
 
@@ -242,6 +245,8 @@ def run(args):
     try:
         code = _command(client, args)
     except Error as error:
+        if isinstance(error, DaemonError):
+            _print_warnings(client.last_warnings)  # a refused cltab's, say: why no such group
         say(error)
         code, go_on = next((status, go_on) for kind, status, go_on in _EXITS if isinstance(error, kind))
         if not go_on:

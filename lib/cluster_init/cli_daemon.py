@@ -57,6 +57,9 @@ def run_daemon(args):
             carried=carried,
         )
         if detach:
+            if daemon.refused_at_start is not None:  # said here: the log is all it says later
+                say(f"warning: {daemon.refused_at_start.path} refused: running on the last good one,"
+                    f" {daemon.node.table.path}:\n{daemon.refused_at_start}")
             background.start(daemon)
         elif args.background:
             background.run_detached(daemon)
@@ -78,7 +81,8 @@ def run_daemon(args):
 
 def check(args):
     """clinit --check: every problem of the cltab (exit 6) or a count and the boot
-    levels (exit 0); its warnings (setting names nobody knows) either way, -v or not."""
+    levels (exit 0); its warnings (setting names nobody knows) either way, -v or not;
+    and which output directories do not exist yet (the daemon makes them)."""
     from .cltab import load_trusted
 
     try:
@@ -88,6 +92,8 @@ def check(args):
         _warn(args, error.warnings)
         return EXIT_CLTAB
     _warn(args, table.warnings)
+    for directory in _missing_output_directories(table):
+        say(f"note: output directory {directory} does not exist yet (the daemon makes it, mode 0755, when an entry starts)")
     entries, groups = len(table.entries), len(table.groups())
     boot = "".join(f"; at boot, {group} {level}" for group, level in table.boot)
     print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}{boot}")
@@ -96,6 +102,20 @@ def check(args):
 
         print(probe_line())
     return EXIT_OK
+
+
+def _missing_output_directories(table):
+    """The directories of the entries' output files (relative paths from here, as a
+    daemon started here takes them) that do not exist, in file order."""
+    import os
+
+    from .context import child_settings, output_path
+
+    _directory, template = child_settings(table, os.getcwd(), {"log": None}, background=False)
+    if template is None:
+        return []
+    directories = (os.path.dirname(output_path(template, entry)) for entry in table.entries if entry.mode != "off")
+    return [directory for directory in dict.fromkeys(directories) if not os.path.isdir(directory)]
 
 
 def _count(number, one, many):

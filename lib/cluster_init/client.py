@@ -119,6 +119,7 @@ class Client:
         self.warnings = []  # unknown setting names in the cltab, as "FILE:LINE: message"
         self.cltab_problem = None  # why the cltab could not be used (only with socket=)
         self.last_warnings = ()
+        self.last_answer = None  # the last Answer (its lines: why a group is FAILED)
 
     def _settings(self):
         """The cltab's settings, read again only when the file changed."""
@@ -163,6 +164,7 @@ class Client:
         comes within ``timeout`` seconds.
         """
         path = self.socket_path
+        self.last_answer, self.last_warnings = None, ()
         connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             connection.settimeout(timeout)
@@ -189,6 +191,7 @@ class Client:
         if not data:
             raise NotRunning(f"the daemon on {path} closed the connection without answering (did it exit?)")
         answer = parse_answer(data)
+        self.last_answer = answer
         self.last_warnings = answer.warnings
         if not answer.ok:
             error = _ERRORS.get(answer.kind, DaemonError)
@@ -222,6 +225,9 @@ class Client:
     def wait(self, group, level, timeout=None):
         """Block until ``group`` settles at ``level``; its state word.
 
+        For FAILED, ``last_answer.lines`` says why (one ``GROUP:TAG: why``
+        line per entry that fails it); ``last_warnings`` names the wait and
+        once entries of the level that exited non-zero since it was told.
         DaemonError if it settles at another level (told another level
         meanwhile) or is halted; Timeout after ``timeout`` seconds (None:
         wait as long as it takes, asking again whenever the daemon's own

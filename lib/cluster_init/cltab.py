@@ -81,6 +81,7 @@ class Cltab:
     settings: dict = dataclasses.field(default_factory=dict)
     warnings: tuple = ()  # (line, message) of lines that were ignored
     boot: tuple = ()  # (group, level) of each :::boot: line, in file order
+    text: str = dataclasses.field(default="", compare=False, repr=False)  # what was parsed
 
     @functools.cached_property
     def _by_group(self):
@@ -181,7 +182,9 @@ def parse(text, path="<cltab>", entries=True):
     boot, boot_problems = boot_levels(kinds["boot"], found if entries else None)
     if problems or boot_problems:
         raise CltabError(path, sorted(problems + boot_problems, key=lambda problem: problem[0]), warnings)
-    return Cltab(path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings), boot=boot)
+    return Cltab(
+        path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings), boot=boot, text=text
+    )
 
 
 def load(path, entries=True):

@@ -24,6 +24,9 @@ class Timing:
     respawn_limit: int = 5
     respawn_window: float = 1.0
     respawn_hold: float = 60.0
+    start_seconds: float = 1.0
+    start_limit_burst: int = 5
+    start_limit_interval: float = 10.0
 
     @classmethod
     def from_cltab(cls, cltab):
@@ -34,11 +37,12 @@ class Timing:
 class History:
     """What the daemon remembers of an entry across its machines: starts and last exit."""
 
-    __slots__ = ("starts", "status")
+    __slots__ = ("starts", "status", "exited_at")
 
     def __init__(self):
         self.starts = 0
         self.status = None  # wait status of the last exit, or None
+        self.exited_at = None  # when it exited last, on the System's clock
 
 
 @dataclasses.dataclass

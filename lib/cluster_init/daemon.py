@@ -35,8 +35,8 @@ import selectors
 import signal
 import time
 
-from . import carry
 from . import cltab as _cltab
+from . import lastgood
 from . import signals as _signals
 from .connections import Server
 from .errors import CltabError, DaemonStartError
@@ -90,23 +90,31 @@ class Daemon:
         self.system = system or RealSystem()
         self.started = time.time()  # this image's start (the ping answer says it)
         self.carried = carried
-        path, table, signature = read_cltab(_cltab.default_cltab() if cltab is None else cltab)
+        start_dir = carried["start_dir"] if carried is not None else None  # the first image's
         given = {"socket": socket_path, "clstat": clstat_path, "log": log_path, "pidfile": pidfile_path}
-        start_dir = carried["start_dir"] if carried is not None else None
+        cltab = _cltab.default_cltab() if cltab is None else cltab
+        try:
+            path, table, signature = read_cltab(cltab)
+            self.refused_at_start = None
+        except CltabError as error:  # the last good copy, if there is one; else refused
+            path, signature = os.path.abspath(cltab), None
+            table = lastgood.fall_back(path, error, given, start_dir or os.getcwd())
+            self.refused_at_start = error
         self.premises = Premises(table, given, background, log_to_stderr, start_dir=start_dir)
         self.registry = Registry(self.system, immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
         context = self.premises.context(self.system, self.registry)
-        self.node = Node(path, table, signature, context, settings_changed=self.premises.settings_changed)
+        self.node = Node(path, table, signature, context, settings_changed=self._cltab_applied)
+        if self.refused_at_start is not None:
+            self.node.refuse(self.refused_at_start)
         self.clstat = StatusWriter(self.premises.paths["clstat"], self.system.now, on_heartbeat=self._keep_premises)
         self.requests = Requests(self.node, self.clstat, self.system.now, started=self.started)
-        self.handover = Handover(self, command, self._watch_fd, self._unwatch_fd)
+        self.handover = Handover(self, command, carried, self._watch_fd, self._unwatch_fd)
         self.requests.hand_over_through(self.handover)
         self.node.subscribe(self.clstat.group_changed)  # clstat first: answers flush it
         self.node.subscribe(self.requests.group_changed)
         self.signal_box = _signals.SignalBox()
         self.selector = None
         self.server = None
-        self._waiting = []  # after a handover: the connections that asked for it
         self._undo = []  # (name, undo) of the start-up steps taken, in order
         self._restored = set()  # the groups restored after a crash: not booted
 
@@ -122,6 +130,7 @@ class Daemon:
             ("open files limit", system.raise_open_files_limit, None),
             ("trusted directories", premises.check_trust, None),
             ("lock", self._lock, premises.unlock),
+            ("last good cltab", self._keep_last_good, None),
             ("socket", self._listen, self._close_server),
             ("signals", self._catch_signals, self.signal_box.restore),
             ("sealed descriptors", system.seal_descriptors, None),
@@ -132,7 +141,7 @@ class Daemon:
             ("boot", self._boot, None),  # told, not settled: the loop starts their entries
             ("clstat", self.clstat.start, self._close_clstat),
             ("notify", premises.notify_ready, None),
-            ("handed over", self._answer_handover, None),
+            ("handed over", self.handover.answer_waiting, None),
         )
 
     def run(self, ready=None):
@@ -166,24 +175,17 @@ class Daemon:
         self.selector.close()
 
     def _lock(self):
-        if self.carried is not None:
-            self.premises.take_lock(self.carried["lock"])
-        else:
-            self.premises.lock()
+        (self.premises.lock if self.carried is None else self.handover.take_lock)()
 
     def _listen(self):
-        if self.carried is None or self.carried["listener"] is None:  # none passed on: bind anew
-            self.premises.check_socket()
         policy = Policy(gid=self.premises.socket_gid)
         self.server = Server(self.selector, self.system.now, self.requests, policy)
         self.requests.answer_through(self.server.answer)
-        if self.carried is None:
-            self.server.listen(self.premises.socket_path, self.premises.socket_gid)
+        if self.carried is not None:
+            self.handover.take_socket()  # the socket and the connections passed on
             return
-        connections = [(fd, inbuf.encode("latin-1"), parked) for fd, inbuf, parked in self.carried["connections"]]
-        self._waiting = self.server.take_over(
-            self.premises.socket_path, self.premises.socket_gid, self.carried["listener"], connections
-        )
+        self.premises.check_socket()
+        self.server.listen(self.premises.socket_path, self.premises.socket_gid)
 
     def _close_server(self):
         self.handover.close()
@@ -194,7 +196,7 @@ class Daemon:
         self.selector.register(receiver, selectors.EVENT_READ, _woken)
         self.system.signals_changed()
         if self.carried is not None:
-            _signals.unblock(self.carried["signals"])  # blocked for the exec: what came meanwhile
+            self.handover.unblock()  # what came during the exec is handled now
 
     def _become_subreaper(self):
         if not self.system.become_subreaper():
@@ -206,14 +208,8 @@ class Daemon:
     def _restore(self):
         """Every group as it was before the handover (carry.py), or what a dead predecessor
         on our socket left (node.py, adopt.py)."""
-        if self.carried is not None:
-            try:
-                groups, histories = carry.parse(self.carried)
-            except (KeyError, TypeError, ValueError) as error:
-                log.error("cannot resume from the handover record (%s): adopting as after a crash", error)
-            else:
-                self.node.resume(groups, histories)
-                return
+        if self.carried is not None and self.handover.resume():
+            return
         self._restored = self.node.restore(self.clstat.previous(self.system.booted_at()))
 
     def _boot(self):
@@ -234,10 +230,22 @@ class Daemon:
             self.premises.socket_path,
         )
         log_warnings(self.node.table)
+        error = self.refused_at_start
+        if error is not None:
+            log.warning(
+                "cltab %s refused (%s): running on the last good one, %s; fix the file and reread",
+                self.node.path,
+                str(error).splitlines()[0],
+                self.node.table.path,
+            )
 
-    def _answer_handover(self):
-        if self.carried is not None:
-            self.handover.answer_waiting(self._waiting, self.carried)
+    def _keep_last_good(self):
+        lastgood.save(self.premises.paths["clstat"], self.node.table)
+
+    def _cltab_applied(self, table):
+        """A reread cltab was applied: settings of ours it changes, and a new last good copy."""
+        self.premises.settings_changed(table)
+        lastgood.save(self.premises.paths["clstat"], table)
 
     def _close_clstat(self):
         self.clstat.close(finished=self.node.finished())
@@ -260,7 +268,7 @@ class Daemon:
 
     def _timed(self):
         """The parts with deadlines: each has ``next_deadline()`` and ``fire_due(now)``."""
-        return (self.registry, self.server, self.clstat, self.handover)
+        return (self.registry, self.server, self.clstat, self.node.sweep, self.handover)
 
     def _loop(self):
         actions = self._signal_actions()

@@ -10,9 +10,13 @@ Told a level, a group
    ``test`` entry must finish before the next one starts, ``once`` and
    ``respawn`` entries do not hold the next one back; an entry that has
    already run at this level is not run again;
-4. waits until they have settled (CHECKING), then rests in DONE, PASSED
-   (the level's entries were all tests and all passed) or FAILED (a
-   test failed, or an entry could not be started).
+4. waits until they have settled (CHECKING; a ``respawn`` entry must
+   stay up ``start_seconds``), then rests in DONE, PASSED (the level's
+   entries were all tests and all passed) or FAILED (a test failed, an
+   entry could not be started, or a ``respawn`` entry is crash-looping:
+   a settled group turns FAILED then too, and that FAILED alone heals
+   back to DONE once the entry is up; why.py has these verdicts, and
+   says why in words).
 
 An entry in both the old and the new level keeps running untouched.
 A new level told in the middle of any of this redirects the group.
@@ -29,14 +33,13 @@ group's state; a test run again that fails makes it FAILED.
 
 import logging
 
-from . import adopt
+from . import adopt, why
+from .why import Verdicts, must_wait_for as _must_wait_for
 from .machine import Machine
 from .process import Process
 from .states import (
     AT_REST_GROUP_STATES,
-    DONE_PROC_STATES,
     SETTLED_GROUP_STATES,
-    STARTING_PROC_STATES,
     GroupEvent,
     GroupState,
     ProcState,
@@ -45,20 +48,7 @@ from .states import (
 log = logging.getLogger("cluster_init")
 
 
-# a handover: the verdict that takes a resumed group to the state it had (CONFIGURED: none)
-_RESUMED = {
-    GroupState.DONE: GroupEvent.ALL_DONE,
-    GroupState.PASSED: GroupEvent.ALL_PASSED,
-    GroupState.FAILED: GroupEvent.ANY_FAILED,
-}
-
-
-def _must_wait_for(proc):
-    """True while the group must wait for ``proc`` before it settles."""
-    return proc.busy or proc.state in STARTING_PROC_STATES
-
-
-class Group(Machine):
+class Group(Verdicts, Machine):
     """One resource group.  See the module docstring."""
 
     INITIAL = GroupState.CONFIGURED
@@ -76,6 +66,8 @@ class Group(Machine):
         self.target = None  # the level it was last told
         self._procs = {}  # tag -> Process, for entries that have a machine
         self._waiting_for = set()  # in CHECKING: the level's processes not settled yet
+        self._stuck = None  # why it is FAILED until told a level (not a crash loop), or None
+        self.told_at = None  # when it was last told a level, on the System's clock
 
     # what the daemon calls
     def machine(self, tag):
@@ -96,10 +88,11 @@ class Group(Machine):
         """Take over what a dead predecessor left of this group (adopt.GroupPlan)."""
         self.post(GroupEvent.RESTORE, plan)
 
-    def resume(self, level, state, adoptions):
+    def resume(self, level, state, adoptions, stuck=None, told_at=None):
         """After a handover: be at ``level`` in ``state`` (a GroupState at rest) with the
-        machines it had, ``(entry, adopt.Adoption)`` each; nothing is started or stopped."""
-        self.post(GroupEvent.RESUME, (level, state, adoptions))
+        machines it had, ``(entry, adopt.Adoption)`` each, FAILED for good ``stuck`` (why)
+        and told at ``told_at``; nothing is started or stopped."""
+        self.post(GroupEvent.RESUME, (level, state, adoptions, stuck, told_at))
 
     def stop_entry(self, tag):
         """Stop entry ``tag`` of the level by hand and keep it stopped (only at rest)."""
@@ -170,7 +163,7 @@ class Group(Machine):
     def _start_next(self, level):
         if level is not None:  # a tell
             self._take_next_entries()
-            self.target = level
+            self._told(level)
         self.level = self.target
         for entry in self.entries:
             if not entry.runs_at(self.level):
@@ -187,21 +180,13 @@ class Group(Machine):
                 return None  # its exit will bring us back here
         return GroupEvent.ALL_STARTED
 
+    def _told(self, level):
+        self.target = level
+        self._stuck = None
+        self.told_at = self.ctx.system.now()
+
     def _continue_start(self, _proc):
         return self._start_next(None)
-
-    def _check_settled(self, proc):
-        """A settled group: one of its level's entries could not be started again, or
-        a test run again failed; an entry stopped by hand changes nothing."""
-        if proc is None or proc.stopped_by_hand or not self._is_level_proc(proc):
-            return None
-        if proc.exec_failed:
-            log.warning("group %s: %s:%s cannot be started: FAILED", self.name, self.name, proc.entry.tag)
-            return GroupEvent.ANY_FAILED
-        if proc.state is ProcState.FAIL:
-            log.warning("group %s: %s:%s failed when run again: FAILED", self.name, self.name, proc.entry.tag)
-            return GroupEvent.ANY_FAILED
-        return None
 
     def _stop_entry(self, tag):
         proc = self._procs.get(tag)
@@ -233,19 +218,23 @@ class Group(Machine):
                 proc.stop()  # it left the cltab, changed, or is off now
         if plan.kind == adopt.HALT:
             return GroupEvent.HALT  # moving to a level nothing recorded: stop what remains
-        if adopt.services_gone(plan, level_entries):
+        gone = adopt.services_gone(plan, level_entries)
+        if gone or plan.old_state == GroupState.FAILED.value:
+            self._stuck = why.RESTORED_FAILED  # clstat does not say why
+        if gone:
             return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
     def _resume(self, carried):
         """See ``resume``: the machines take the states they had; the verdict names ours."""
-        level, state, adoptions = carried
+        level, state, adoptions, self._stuck, self.told_at = carried
         self.target = self.level = level
         for entry, adoption in adoptions:
             proc = Process(entry, self.ctx, on_change=self._proc_changed)
             self._procs[entry.tag] = proc
             proc.adopt(adoption)
-        return _RESUMED.get(state)
+        verdicts = {GroupState.DONE: GroupEvent.ALL_DONE, GroupState.PASSED: GroupEvent.ALL_PASSED}
+        return verdicts.get(state, GroupEvent.ANY_FAILED if state is GroupState.FAILED else None)
 
     def _check_procs(self, proc):
         """Settled yet?  Each process's change costs O(1) until the last one settles."""
@@ -258,18 +247,11 @@ class Group(Machine):
             self._waiting_for.discard(proc)
         if self._waiting_for:
             return None
-        procs = self._level_procs()
-        if any(proc.state is ProcState.FAIL or proc.exec_failed for proc in procs):
-            return GroupEvent.ANY_FAILED
-        if procs and all(proc.state is ProcState.PASS for proc in procs):
-            return GroupEvent.ALL_PASSED
-        if all(proc.state in DONE_PROC_STATES for proc in procs):
-            return GroupEvent.ALL_DONE
-        return None
+        return self._verdict(self._level_procs())
 
     def _stop_old(self, level):
         self._take_next_entries()
-        self.target = level
+        self._told(level)
         for proc in list(self._procs.values()):
             if proc.state is not ProcState.CONFIGURED and not self._keeps(proc, level):
                 proc.stop()
@@ -310,9 +292,10 @@ class Group(Machine):
 #   a one-second poll (the Perl timeout/kickme rows);
 # * PASSED and FAILED halt through HALTING: a FAILED level may still
 #   have once or respawn entries running, which must be stopped;
-# * a process changing state after the group settled changes nothing;
-# * a handover (the daemon re-executed itself) resumes a group at rest
-#   straight in the state it had.
+# * a settled group turns FAILED when a respawn entry of its level starts
+#   crash-looping or cannot start again, and heals (FAILED -> DONE) once
+#   they are all up, if nothing else failed it.
+# * a handover resumes a group at rest straight in the state it had.
 Group.TABLE = {
     (GroupState.CONFIGURED, GroupEvent.TELL): (GroupState.STARTING, Group._start_next),
     (GroupState.CONFIGURED, GroupEvent.RESTORE): (GroupState.STARTING, Group._restore),  # (+) adoption after a crash
@@ -343,7 +326,8 @@ Group.TABLE = {
     (GroupState.PASSED, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),  # (+)
     (GroupState.FAILED, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),
     (GroupState.FAILED, GroupEvent.HALT): (GroupState.HALTING, Group._halt_group),  # (+)
-    (GroupState.FAILED, GroupEvent.PROC): (GroupState.FAILED, None),  # (+)
+    (GroupState.FAILED, GroupEvent.PROC): (GroupState.FAILED, Group._check_healed),  # (+)
+    (GroupState.FAILED, GroupEvent.ALL_DONE): (GroupState.DONE, Group._healed),  # (+) crash loops over
     (GroupState.STOPPING, GroupEvent.OLD_STOPPED): (GroupState.DUMPING, Group._garbage_collect),
     (GroupState.STOPPING, GroupEvent.PROC): (GroupState.STOPPING, Group._check_stopped),  # (+)
     (GroupState.STOPPING, GroupEvent.TELL): (GroupState.STOPPING, Group._stop_old),

@@ -87,13 +87,17 @@ class Handover:
 
     ``command`` is own_command's, or None.  The loop calls ``step`` after
     every pass and fires the probe's deadline; the requests call ``ask``,
-    ``waits``, ``expired`` and ``gone``.  After the exec, the new image's
-    daemon calls ``answer_waiting`` with the record it took over.
+    ``waits``, ``expired`` and ``gone``.  In the new image (``carried``:
+    the record, carry.py) the daemon's start-up steps take the lock, the
+    socket and the connections, unblock the signals, resume the groups
+    and answer the clients that asked, through it.
     """
 
-    def __init__(self, daemon, command, watch_fd, unwatch_fd):
+    def __init__(self, daemon, command, carried, watch_fd, unwatch_fd):
         self.daemon = daemon
         self.command = command
+        self.carried = carried  # the record of the handover this image is the end of, or None
+        self._answer = []  # after the exec: the connections that asked for it
         self.watch_fd, self.unwatch_fd = watch_fd, unwatch_fd  # the loop's, as the registry's
         self.waiters = {}  # parked connection -> seconds it asked for
         self.verdict = None  # None: not probed; True: the probe passed; else why not
@@ -274,9 +278,38 @@ class Handover:
         """The daemon closes: a probe still running is given up."""
         self._end_probe()
 
-    # the new image
-    def answer_waiting(self, waiting, record):
-        """Answer the clients that asked for the handover (``waiting``: their connections)."""
-        message = f"handed over: clinit {VERSION} runs on as pid {os.getpid()} (was clinit {record['version']})"
-        for connection in waiting:
+    # the new image: the daemon's start-up steps that take over what the record names
+    def take_lock(self):
+        self.daemon.premises.take_lock(self.carried["lock"])
+
+    def take_socket(self):
+        """The listening socket (bound anew if none was passed on) and the connections."""
+        daemon, carried = self.daemon, self.carried
+        if carried["listener"] is None:
+            daemon.premises.check_socket()
+        connections = [(fd, inbuf.encode("latin-1"), parked) for fd, inbuf, parked in carried["connections"]]
+        self._answer = daemon.server.take_over(
+            daemon.premises.socket_path, daemon.premises.socket_gid, carried["listener"], connections
+        )
+
+    def unblock(self):
+        unblock(self.carried["signals"])
+
+    def resume(self):
+        """Every group as it was (Node.resume); False when the record cannot say it."""
+        try:
+            groups, histories = carry.parse(self.carried)
+        except (KeyError, TypeError, ValueError) as error:
+            log.error("cannot resume from the handover record (%s): adopting as after a crash", error)
+            return False
+        self.daemon.node.resume(groups, histories)
+        return True
+
+    def answer_waiting(self):
+        """Answer the clients that asked for the handover, now that it is done."""
+        if self.carried is None:
+            return
+        message = f"handed over: clinit {VERSION} runs on as pid {os.getpid()} (was clinit {self.carried['version']})"
+        for connection in self._answer:
             self.daemon.server.answer(connection, Answer(True, message))
+        self._answer = []

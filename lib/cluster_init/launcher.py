@@ -21,7 +21,8 @@ one child is arranged in the daemon for all of them:
 
 Output files are opened for each spawn and closed once the child has
 them: a rotated file is opened anew by the next child, and the daemon
-holds no descriptor per entry.
+holds no descriptor per entry.  Their missing directories are made then
+(``open_output``), so that %g and %t may stand in a directory's name.
 """
 
 import contextlib
@@ -30,9 +31,9 @@ import os
 import resource
 import signal
 
+from . import safepath
 from .errors import SpawnError
 from .spawn import Spawner
-from .trust import open_append
 
 
 def changed_signals():
@@ -60,9 +61,24 @@ def _directory_problem(directory):
     return None
 
 
-def _open_output(path):
+def open_output(path):
+    """The output file ``path`` of a child, opened for append (created 0640), its
+    missing directories made (0755); SpawnError saying why when it cannot be.
+
+    Walked component by component from / (safepath.py): as root, every
+    directory on the way must be trusted, no symlink is followed unless
+    trusted, and the file must be a regular file of ours (or a character
+    device, /dev/null); a FIFO is refused without blocking.
+    """
     try:
-        return open_append(path)
+        directory, name = safepath.split(path)
+        dir_fd = safepath.open_directory(directory, make=True, mode=0o755)
+        try:
+            return safepath.open_beneath(
+                dir_fd, name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640, devices=True, shown=path
+            )
+        finally:
+            os.close(dir_fd)
     except OSError as error:
         raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
 
@@ -139,7 +155,7 @@ class Launcher:
         spawner = self._spawner
         if directory is not None and not (spawner.available and spawner.chdir_in_child):
             self._change_directory(directory)
-        out = 1 if output is None else _open_output(output)
+        out = 1 if output is None else open_output(output)
         err = 2 if output is None else out
         try:
             if spawner.available:

@@ -18,11 +18,14 @@ def row(entry, proc, ctx, now, left=False):
     history = ctx.history.get((entry.group, entry.tag))
     notes = []
     if proc is not None:
-        if proc.failure is not None:
-            notes.append(f"cannot start: {proc.failure}")
+        trouble = proc.trouble  # a failed test, a start that failed, a crash loop
         held = proc.held_back_for
-        if held is not None:
+        if trouble is not None:
+            notes.append(trouble)
+        elif held is not None:
             notes.append(f"respawn held back, {held:.0f}s left")
+        if proc.respawns.detaches and trouble is None:
+            notes.append(proc.respawns.hint())
         if proc.adopted:
             notes.append("adopted")
         if proc.restarting:

@@ -12,7 +12,9 @@ while the machine is busy are queued and handled in order once it is
 free (run to completion), so an action can safely cause events on its
 own machine.  ``changed`` is called after every change of state;
 ``settled`` once the machine has finished handling everything it was
-given and is free again, if its state changed meanwhile: a machine that
+given and is free again, if its state changed meanwhile (or an action
+set ``news``: it changed what the machine reports, not its state): a
+machine that
 tells another machine about itself does it from ``settled``, so that
 the other machine never sees it half-way through a step, and may post
 to it again.  A (state, event) pair missing from the table is logged
@@ -35,6 +37,7 @@ class Machine:
         self.state = self.INITIAL
         self._queue = collections.deque()
         self._busy = False
+        self.news = False  # an action changed what the machine reports, not its state
 
     def post(self, event, arg=None):
         """Handle ``event`` now, or after the event being handled now."""
@@ -48,7 +51,8 @@ class Machine:
                 moved |= self._step(*self._queue.popleft())
         finally:
             self._busy = False
-        if moved:
+        if moved or self.news:
+            self.news = False
             self.settled()
 
     def _step(self, event, arg):

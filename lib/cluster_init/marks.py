@@ -70,6 +70,11 @@ def group_marked(pgid, daemon_id, group, tag):
     return False
 
 
+def owner(pid):
+    """The real uid ``pid`` runs as (OSError, ValueError or IndexError when it is gone)."""
+    return procfs.stat(pid)[2]
+
+
 def scan(daemon_id, uid, group=None, tag=None):
     """The live processes of ``uid`` (any uid when None) that carry
     ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given),

@@ -13,7 +13,8 @@
 * ``boot``: then each group of the cltab's boot lines that nothing
   restored is told its boot level (boot.py);
 * ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1;
-* ``shutdown`` halts every group; ``finished`` says when all are halted.
+* ``shutdown`` halts every group, and sweeps what no entry's stop reaches
+  (sweep.py); ``finished`` says when all are halted and swept.
 
 Each change of a group's state goes to the listeners (``subscribe``) as
 ``listener(group, gone)``, ``gone`` when the group left the cltab and is
@@ -31,7 +32,8 @@ from . import settings as _settings
 from .errors import CltabError
 from .group import Group
 from .protocol import LIST_FIELDS
-from .states import AT_REST_GROUP_STATES, CARRIED_PROC_STATES, GroupState
+from .states import AT_REST_GROUP_STATES, CARRIED_PROC_STATES, GroupState, ProcState
+from .sweep import Sweep
 
 log = logging.getLogger("cluster_init")
 
@@ -69,6 +71,8 @@ class Node:
         self.leaving = set()  # groups halting because they left the cltab
         self.halting = False
         self._listeners = []
+        self.sweep = Sweep(ctx)  # at shutdown: what no entry's stop reaches
+        ctx.registry.watch_strays(self.sweep.members_changed)
         ctx.reconfigure(table)
 
     def subscribe(self, listener):
@@ -104,11 +108,13 @@ class Node:
         log.info("shutting down (%s): halting all groups", reason)
         for group in list(self.groups.values()):
             group.halt()
+        self.sweep.begin()
 
     def finished(self):
         """True once a shutdown has halted every group and no process of ours is left."""
         return (
             self.halting
+            and self.sweep.done
             and not self.ctx.registry.live_pids()
             and all(group.state is GroupState.CONFIGURED for group in self.groups.values())
         )
@@ -136,6 +142,11 @@ class Node:
         group.halt()
 
     # the cltab
+    def refuse(self, error):
+        """The cltab file was refused (CltabError ``error``) when the daemon started on
+        its last good copy: refused again, without being parsed, until it changes."""
+        self.refused = (_settings.file_signature(self.path), error)
+
     def reread(self):
         """Reread the cltab if it changed; True if it did.
 
@@ -246,7 +257,8 @@ class Node:
             if group.state not in AT_REST_GROUP_STATES or name in self.leaving:
                 return f"group {name} is {group.state}"
             for tag, proc in group.machines():
-                if proc.state not in CARRIED_PROC_STATES or proc.restarting:
+                starting = proc.state is ProcState.RUNBG and proc.pid is None  # its spawn is asked for
+                if proc.state not in CARRIED_PROC_STATES or proc.restarting or starting:
                     return f"{name}:{tag} is {proc.state}"
         if self.ctx.registry.spawns_waiting():
             return "children are waiting to be started"
@@ -258,10 +270,10 @@ class Node:
         (Context.histories).  Nothing is started or stopped; a group that left the
         cltab meanwhile is halted, as a reread would."""
         self.ctx.take_histories(histories)
-        for name, level, state, adoptions in groups:
+        for name, level, state, adoptions, stuck, told_at in groups:
             in_cltab = bool(self.table.entries_of(name))
             group = self._group(name, entries=None if in_cltab else ())
-            group.resume(level, state, adoptions)
+            group.resume(level, state, adoptions, stuck, told_at)
             self._group_changed(group)  # clstat keeps its order, and a halted group its line
             log.info("group %s resumed at level %s %s", name, group.level, group.state)
             if not in_cltab:

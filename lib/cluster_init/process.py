@@ -4,10 +4,9 @@ Behaviour by mode:
 
 * ``wait``: runs in the foreground; DONE when the command has exited.
 * ``once``: runs in the background; DONE as soon as it has started.
-* ``respawn``: as ``once``, and started again whenever it exits; more
-  than ``respawn_limit`` restarts in a row, each less than
-  ``respawn_window`` seconds after the one before, hold the entry back
-  for ``respawn_hold`` seconds ("respawning too rapidly").
+* ``respawn``: started again whenever it exits; DONE once it has stayed
+  up ``start_seconds`` (at once when 0, as the Perl clinit did); the
+  respawn guard and the crash loop are crashloop.py's.
 * ``test``: runs in the foreground; PASS on exit status 0, else FAIL.
 * ``off``: never runs.
 
@@ -34,6 +33,7 @@ import logging
 
 from .adoption import Adopting
 from .byhand import HAND_ROWS, HandControl
+from .crashloop import RespawnActions, Respawns
 from .machine import Machine
 from .remains import Remains
 from .states import FOREGROUND_PROC_STATES, RAN_PROC_STATES, ProcEvent, ProcState
@@ -44,8 +44,10 @@ log = logging.getLogger("cluster_init")
 _MODE_VERDICTS = {mode: ProcEvent[mode.upper()] for mode in ("wait", "once", "respawn", "test", "off")}
 
 
-class Process(Adopting, HandControl, Machine):
-    """One cltab entry's process.  See the module docstring."""
+class Process(Adopting, HandControl, RespawnActions, Machine):
+    """One cltab entry's process.  See the module docstring (crashloop.py has the
+    actions of a respawn entry's starts and exits, and ``trouble``; byhand.py those
+    of a stop and a start by hand)."""
 
     INITIAL = ProcState.CONFIGURED
 
@@ -57,8 +59,7 @@ class Process(Adopting, HandControl, Machine):
         self.pid = None
         self.level = None  # level the group was told when it started us
         self.deadline = None  # when TIMEOUT is due, on the System's clock
-        self.last_start = None
-        self.rapid_restarts = 0
+        self.respawns = Respawns(context, entry)  # starts and exits: the guard, the crash loop
         self.since = context.system.now()  # when the machine entered its state
         self.remains = Remains(entry.group, entry.tag, context)  # what a stop must reach
         self.adopted = False
@@ -105,7 +106,7 @@ class Process(Adopting, HandControl, Machine):
         """The registry started our command as ``pid``: STARTED follows."""
         self.remains.new_leader(pid)
         self.pid = pid
-        self.last_start = self.ctx.system.now()
+        self.respawns.started()
         self.history.starts += 1
         self.failure = None
         log.info("%s: started pid %d: %s", self.describe(), pid, self.entry.command)
@@ -166,6 +167,7 @@ class Process(Adopting, HandControl, Machine):
 
     def _record_exit(self, status):
         self.history.status = status
+        self.history.exited_at = self.ctx.system.now()
         if status is None:
             log.info("%s: pid %d exited (result unknown after adoption)", self.describe(), self.pid)
         elif exit_code(status) != 0 and self.entry.mode in ("wait", "once") and self.state is not ProcState.STOPPING:
@@ -184,20 +186,6 @@ class Process(Adopting, HandControl, Machine):
             log.warning("%s: test failed: its result is unknown after adoption", self.describe())
             return ProcEvent.RC_NONZERO
         return ProcEvent.RC_ZERO if exit_code(status) == 0 else ProcEvent.RC_NONZERO
-
-    def _check_rate(self, _arg):
-        timing = self.ctx.timing
-        now = self.ctx.system.now()
-        if self.last_start is not None and now - self.last_start < timing.respawn_window:
-            self.rapid_restarts += 1
-        else:
-            self.rapid_restarts = 0
-        if self.rapid_restarts > timing.respawn_limit:
-            self.rapid_restarts = 0
-            self.deadline = now + timing.respawn_hold
-            log.warning("%s respawning too rapidly: holding back %g seconds", self.describe(), timing.respawn_hold)
-            return ProcEvent.TOO_RAPID
-        return ProcEvent.CONTINUE
 
     def _failed_check_mode(self, _arg):
         return ProcEvent.RETRY if self.entry.mode == "respawn" else ProcEvent.GIVE_UP
@@ -251,7 +239,7 @@ class Process(Adopting, HandControl, Machine):
 
     def _restart_now(self, _arg):
         self.restarting = False
-        self.rapid_restarts = 0
+        self.respawns.forget()
         return ProcEvent.START
 
 
@@ -277,15 +265,18 @@ Process.TABLE = {
     (ProcState.RUNTEST, ProcEvent.EXITED): (ProcState.TESTING, Process._exited_check_rc),
     (ProcState.RUNTEST, ProcEvent.EXEC_FAILED): (ProcState.CONFIGURED, None),
     (ProcState.RUNTEST, ProcEvent.STOP): (ProcState.STOPPING, Process._begin_stop),
-    (ProcState.RUNBG, ProcEvent.STARTED): (ProcState.DONE, None),
-    (ProcState.RUNBG, ProcEvent.EXITED): (ProcState.DONE, Process._exited_check_mode),
+    (ProcState.RUNBG, ProcEvent.STARTED): (ProcState.RUNBG, Process._check_start),  # (+) Perl: DONE at once
+    (ProcState.RUNBG, ProcEvent.UP): (ProcState.DONE, Process._up),  # (+) once, or start_seconds 0
+    (ProcState.RUNBG, ProcEvent.TIMEOUT): (ProcState.DONE, Process._up),  # (+) up start_seconds
+    (ProcState.RUNBG, ProcEvent.EXITED): (ProcState.DONE, Process._exited_respawning),  # a failed start
     (ProcState.RUNBG, ProcEvent.EXEC_FAILED): (ProcState.RUNBG, Process._failed_check_mode),  # (+) Perl: CONFIGURED
     (ProcState.RUNBG, ProcEvent.GIVE_UP): (ProcState.CONFIGURED, None),
     (ProcState.RUNBG, ProcEvent.RETRY): (ProcState.PAUSING, Process._hold_back),  # (+) a respawn entry keeps trying
     (ProcState.RUNBG, ProcEvent.STOP): (ProcState.STOPPING, Process._begin_stop),
     (ProcState.RUNNING, ProcEvent.EXITED): (ProcState.DONE, Process._exited_check_mode),
     (ProcState.RUNNING, ProcEvent.STOP): (ProcState.STOPPING, Process._begin_stop),
-    (ProcState.DONE, ProcEvent.EXITED): (ProcState.DONE, Process._exited_check_mode),
+    (ProcState.DONE, ProcEvent.EXITED): (ProcState.DONE, Process._exited_by_mode),
+    (ProcState.DONE, ProcEvent.TIMEOUT): (ProcState.DONE, Process._up),  # (+) a crash loop may end now
     (ProcState.DONE, ProcEvent.WAIT): (ProcState.DONE, None),
     (ProcState.DONE, ProcEvent.ONCE): (ProcState.DONE, None),
     (ProcState.DONE, ProcEvent.RESPAWN): (ProcState.PAUSING, Process._check_rate),
@@ -320,6 +311,7 @@ Process.TABLE = {
     (ProcState.SETUP, ProcEvent.ADOPTED_FAIL): (ProcState.FAIL, None),
     (ProcState.SETUP, ProcEvent.ADOPTED_PAUSING): (ProcState.PAUSING, None),  # a handover: held back, or between starts
     (ProcState.SETUP, ProcEvent.ADOPTED_IDLE): (ProcState.CONFIGURED, None),  # a handover: off, or its start failed
+    (ProcState.SETUP, ProcEvent.ADOPTED_RUNBG): (ProcState.RUNBG, None),  # a handover: not up start_seconds yet
     # (+) clinit -r: stop gracefully, then start again at the same level
     (ProcState.RUNFG, ProcEvent.RESTART): (ProcState.STOPPING, Process._begin_restart),
     (ProcState.RUNNING, ProcEvent.RESTART): (ProcState.STOPPING, Process._begin_restart),

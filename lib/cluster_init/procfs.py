@@ -62,6 +62,27 @@ def group_alive(pgid):
     return any(live_in_group(pid, pgid) for pid in every)
 
 
+def parent(pid):
+    """The parent pid of ``pid`` (OSError, ValueError or IndexError when it is gone)."""
+    with open(f"/proc/{pid}/stat", "rb") as stream:
+        return int(stream.read().rsplit(b")", 1)[1].split()[1])
+
+
+def descends_from(pid, ancestor):
+    """True when ``ancestor`` is ``pid``'s parent, or its parent's, and so on (False when
+    a process on the way is gone)."""
+    seen = 0
+    while pid > 1 and seen < 4096:
+        try:
+            pid = parent(pid)
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == ancestor:
+            return True
+        seen += 1
+    return False
+
+
 def booted_at():
     """When the machine booted (seconds since the epoch), or 0 if it cannot be told."""
     try:

@@ -15,7 +15,10 @@ Requests::
                        -> error no such group: GROUP
     wait GROUP LEVEL [SECONDS]
                        answer once GROUP has settled at LEVEL
-                       -> ok GROUP LEVEL DONE|PASSED|FAILED
+                       -> ok GROUP LEVEL DONE|PASSED|FAILED, then for FAILED
+                          one "GROUP:TAG: why" line per entry that fails it;
+                          warnings name wait and once entries of the level
+                          that exited non-zero since it was told
                        -> error GROUP settled at level LEVEL2 STATE
                        -> error timeout: ... (after SECONDS, default WAIT_DEFAULT)
     reread             reread the cltab if it changed

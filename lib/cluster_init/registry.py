@@ -42,6 +42,7 @@ class Registry:
         self._by_pid = {}
         self._to_spawn = {}  # machine -> None, in order of asking
         self._pidfds = {}  # pidfd -> (pid, machine), for adopted processes
+        self._stray_watchers = []  # called when a process that was no leader of ours exits
 
     def add(self, machine):
         self._machines[machine] = None
@@ -100,9 +101,16 @@ class Registry:
             self.members_changed()
 
     def members_changed(self):
-        """A process that was no leader exited: the machines still stopping look again."""
+        """A process that was no leader exited: the machines still stopping look again
+        (and whoever ``watch_strays`` asked)."""
         for machine in list(self._machines):
             machine.members_changed()
+        for watcher in self._stray_watchers:
+            watcher()
+
+    def watch_strays(self, watcher):
+        """Have ``watcher()`` called whenever a process that was no leader of ours exits."""
+        self._stray_watchers.append(watcher)
 
     def watch_adopted(self, pid, machine, leader=False, watch=None):
         """Watch ``pid``, which is not our child, through a pidfd; False if it cannot be.

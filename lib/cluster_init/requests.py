@@ -18,6 +18,7 @@ answer and a log line, never the daemon's end.
 import logging
 import os
 
+from . import why
 from .connections import Park
 from .errors import CltabError
 from .protocol import CLTAB_REFUSED, REEXEC_DEFAULT, TIMEOUT, WAIT_DEFAULT, Answer
@@ -28,8 +29,38 @@ log = logging.getLogger("cluster_init")
 
 
 def refusal(error):
-    """The answer to a request that found the cltab refused (CltabError ``error``)."""
+    """The answer to a reread that found the cltab refused (CltabError ``error``)."""
     return Answer(False, f"{CLTAB_REFUSED}; still using the last good one", tuple(str(error).splitlines()))
+
+
+def refused_warning(error):
+    """The warning a tell carries when the cltab file was refused: it acts on the last
+    good one, and says which file and its first error."""
+    problems = str(error).splitlines()
+    more = f" (and {len(problems) - 1} more: clinit --check lists them)" if len(problems) > 1 else ""
+    return f"cltab {error.path} refused, acting on the last good one: {problems[0]}{more}"
+
+
+def _level_names(field):
+    """The levels a levels field names, as a person means them: ``run`` is run (it may
+    be told as r, u or n too, but nobody means that), ``12`` is 1 and 2, ``a,bc`` is a
+    and bc."""
+    if "," in field:
+        return [name for name in field.split(",") if name]
+    return list(field) if field.isdigit() else [field]
+
+
+def no_entries_warning(group, level, entries):
+    """What a tell of a level at which ``group`` has no entries says: its levels, and
+    the nearest one (a verb typed as a level: clinit web status)."""
+    import difflib
+
+    levels = list(dict.fromkeys(name for entry in entries if entry.mode != "off" for name in _level_names(entry.levels)))
+    text = f"group {group} has no entries at level {level}: all of its entries stop"
+    if not levels:
+        return text
+    nearest = max(levels, key=lambda name: difflib.SequenceMatcher(None, level, name).ratio())
+    return f"{text} (its levels: {', '.join(levels)}; did you mean {nearest}?)"
 
 
 class Requests:
@@ -132,7 +163,8 @@ class Requests:
             return None
         if group.state in SETTLED_GROUP_STATES:
             if group.level == level:
-                return Answer(True, f"{name} {level} {group.state}")
+                failures, warnings = why.lines(group)
+                return Answer(True, f"{name} {level} {group.state}", failures, warnings)
             return Answer(False, f"{name} settled at level {group.level} {group.state}")
         if group.state is GroupState.CONFIGURED:
             return Answer(False, f"{name} was halted")
@@ -142,18 +174,18 @@ class Requests:
     def tell(self, _connection, group, level):
         if self.node.halting:
             return Answer(False, "the daemon is shutting down")
+        warnings = []
         try:
             self.node.reread()
-        except CltabError as error:
-            return refusal(error)
+        except CltabError as error:  # a broken cltab never blocks a tell
+            warnings.append(refused_warning(error))
         entries = self.node.table.entries_of(group)
         if not entries:
             log.warning("client error: no such group: %s", group)
-            return Answer(False, f"no such group: {group}")
-        warnings = ()
+            return Answer(False, f"no such group: {group}", warnings=warnings)
         if not any(entry.runs_at(level) for entry in entries):
-            warnings = (f"group {group} has no entries at level {level}: all of its entries stop",)
-            log.warning("%s", warnings[0])
+            warnings.append(no_entries_warning(group, level, entries))
+            log.warning("%s", warnings[-1])
         log.info("telling %s level %s", group, level)
         self.node.tell(group, level)
         return Answer(True, "level transition started", warnings=warnings)

@@ -67,6 +67,12 @@ class System(Protocol):
     def marked(self, daemon_id: str, group: str, tag: str) -> List[int]:
         """The pids of our uid's processes that carry these marks (marks.py)."""
 
+    def leftovers(self, daemon_id: str) -> List[Any]:
+        """What a shutdown must stop beside the entries: every live process that carries
+        that daemon identity and descends from this process (of any uid when we run as
+        root, else of ours), or, not descending from it (a crashed predecessor's), runs
+        as our own uid; as marks.Found."""
+
     def find_marked(self, daemon_id: str) -> List[Any]:
         """Every live process of our uid that carries that daemon identity, as
         marks.Found (what a new daemon adopts)."""

@@ -36,6 +36,9 @@ DEFAULT_SETTINGS = {
     "respawn_limit": 5,  # rapid restarts allowed before holding back
     "respawn_window": 1.0,  # a restart this soon after the last one is rapid
     "respawn_hold": 60.0,  # how long a too rapid entry is held back
+    "start_seconds": 1.0,  # a respawn entry counts as started once up this long (0: at once)
+    "start_limit_burst": 5,  # exits within start_limit_interval that make a crash loop (0: off)
+    "start_limit_interval": 10.0,  # seconds
 }
 # names of ``:::NAME:...`` lines that are not settings: each line names what it is
 # about, and has a meaning and checks of its own (cltab.py); ``boot`` is
@@ -51,6 +54,9 @@ _NUMBERS = {
     "respawn_limit": int,
     "respawn_window": float,
     "respawn_hold": float,
+    "start_seconds": float,
+    "start_limit_burst": int,
+    "start_limit_interval": float,
 }
 
 

@@ -25,11 +25,11 @@ class ProcState(_Named):
     CONFIGURED = enum.auto()  # not running, ready to start
     SETUP = enum.auto()  # started; choosing what to do by mode
     RUNFG = enum.auto()  # wait mode: being started in the foreground
-    RUNBG = enum.auto()  # once/respawn mode: being started in the background
+    RUNBG = enum.auto()  # once/respawn mode: being started in the background (respawn: up < start_seconds)
     RUNNING = enum.auto()  # wait mode: running, the group waits for it
     RUNTEST = enum.auto()  # test mode: running
     TESTING = enum.auto()  # test mode: exited, checking the exit status
-    DONE = enum.auto()  # wait: exited; once/respawn: started
+    DONE = enum.auto()  # wait: exited; once: started; respawn: up start_seconds
     PASS = enum.auto()  # test mode: exited 0
     FAIL = enum.auto()  # test mode: exited non-zero (or could not start)
     PAUSING = enum.auto()  # respawn mode: between an exit and the next start
@@ -63,6 +63,7 @@ class ProcEvent(_Named):
     # verdicts of "exec"
     STARTED = enum.auto()
     EXEC_FAILED = enum.auto()
+    UP = enum.auto()  # started, for good: once at once, respawn after start_seconds
     # verdicts of "check exit status"
     RC_ZERO = enum.auto()
     RC_NONZERO = enum.auto()
@@ -83,6 +84,7 @@ class ProcEvent(_Named):
     ADOPTED_FAIL = enum.auto()
     ADOPTED_PAUSING = enum.auto()  # a handover: a respawn entry between two starts, or held back
     ADOPTED_IDLE = enum.auto()  # a handover: not running (off, or its start failed)
+    ADOPTED_RUNBG = enum.auto()  # a handover: a respawn entry started, not up start_seconds yet
 
 
 class GroupState(_Named):
@@ -156,6 +158,7 @@ CARRIED_PROC_STATES = frozenset(
         ProcState.PAUSING,
         ProcState.RUNNING,
         ProcState.RUNTEST,
+        ProcState.RUNBG,  # started, waiting to be up start_seconds (Node.unrest: not a start asked for)
     }
 )
 """A process a handover carries over as it is: nothing of it is being started or stopped."""

@@ -38,6 +38,13 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
+def _owned_by(pid, uid):
+    try:
+        return marks.owner(pid) == uid
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 class RealSystem:
     """The operating system, as the daemon uses it (seam.System has the contracts)."""
 
@@ -85,6 +92,15 @@ class RealSystem:
     def marked(self, daemon_id, group, tag):
         uid = None if os.geteuid() == 0 else os.getuid()  # root signals what dropped privileges too
         return [found.pid for found in marks.scan(daemon_id, uid, group, tag)]
+
+    def leftovers(self, daemon_id):
+        me, euid = os.getpid(), os.geteuid()
+        found = marks.scan(daemon_id, None if euid == 0 else os.getuid())
+        return [
+            process
+            for process in found
+            if procfs.descends_from(process.pid, me) or _owned_by(process.pid, euid)
+        ]
 
     def find_marked(self, daemon_id):
         return marks.scan(daemon_id, os.getuid())
