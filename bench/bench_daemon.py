@@ -33,6 +33,10 @@ storm    500 ``respawn`` entries SIGKILLed at once, until every exit is
          reaped and every entry runs again
 memory   resident memory with a 1,000-entry cltab and 200 processes
          running, and CPU time used while idle
+user     the user path: N ``once`` entries that name a user (``:::user:``
+         nobody: fork, change of ids, exec) told a level, until all N run,
+         vs. the same entries on posix_spawn and the bare fork/exec loop
+         (N = 200; needs root)
 """
 
 import argparse
@@ -54,7 +58,7 @@ import time
 import rig
 from rig import BenchError, ClinitDaemon, Floor, Prober, Supervisord, Watch
 
-FIGURES = ("command", "spawn", "switch", "storm", "memory")
+FIGURES = ("command", "spawn", "switch", "storm", "memory", "user")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -541,6 +545,54 @@ class Bench:
                                       rig.supervisor_state_request(),
                                       sup.start_all, lambda: sup.stop_all(sizes.timeout))))
             self.interleave(f"status while {count} start", probes)
+
+    # ---- the user path -------------------------------------------------------------
+
+    def figure_user(self, stack):
+        sizes, table = self.sizes, self.table
+        count = sizes.spawn[0]
+        fig = f"user path: {_n(count)} once entries until all run"
+        table.row("user.floor", fig, Floor.label, "s", base="")
+        table.row("user.clinit", fig, "clinit, posix_spawn (its own user)", "s", base="user.floor")
+        table.row("user.nobody", fig, "clinit, fork path (:::user: nobody)", "s", base="user.clinit")
+        if os.geteuid() != 0:
+            table.fail(["user.floor", "user.clinit", "user.nobody"], "needs root (entries run as nobody)")
+            return
+        entries = [":::directory:/"] + [f"u:e{i}:1:once:exec sleep 1000" for i in range(count)]
+        floor = Floor("floor-user")
+        stack.callback(floor.stop)
+        plain = ClinitDaemon(self.dir, "clinit-user-plain", entries)
+        stack.callback(plain.stop)
+        nobody = ClinitDaemon(self.dir, "clinit-user-nobody",
+                              entries + [f":::user:u:e{i}:nobody" for i in range(count)])
+        stack.callback(nobody.stop)
+        every = lambda watch: watch.count() >= count
+
+        def run_floor():
+            watch = Watch(floor.instance)
+            started = time.perf_counter()
+            floor.send(f"spawn {count} 1000")
+            ended = self.until(watch, every, f"{count} floor sleeps")
+            floor.answer()
+            floor.command("kill")
+            rig.wait_no_sleeps(floor.instance)
+            return ended - started
+
+        def run(daemon):
+            def measure():
+                watch = Watch(daemon.instance)
+                started = time.perf_counter()
+                daemon.tell("u", "1")
+                ended = self.until(watch, every, f"{count} sleeps of {daemon.instance}")
+                daemon.tell_and_wait("u", "0", timeout=sizes.timeout)
+                rig.wait_no_sleeps(daemon.instance)
+                return ended - started
+
+            return measure
+
+        self.interleave("user", [
+            (["user.floor"], run_floor), (["user.clinit"], run(plain)), (["user.nobody"], run(nobody)),
+        ])
 
     # ---- level switch -----------------------------------------------------------
 

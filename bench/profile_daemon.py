@@ -18,7 +18,8 @@ reread  rereads of that cltab, changed before each (the change is not
 
 Then, unprofiled: what the ``clinit`` command spends on imports
 (-X importtime) against ``python -c pass``, and the time per spawn of
-the daemon's spawn path against a bare fork/exec and os.posix_spawn.
+the daemon's spawn path (and, as root, its user path) against a bare
+fork/exec and os.posix_spawn.
 
 For each phase: its wall time, then the functions with the most
 cumulative time and the most own time.  cProfile slows Python code
@@ -241,6 +242,9 @@ def spawn_paths(count, rounds):
         real = system()
         ways.append(("sysapi.RealSystem().spawn (the daemon's)",
                      lambda: real.spawn("exec sleep 1000", env)))
+        if os.geteuid() == 0:  # the user path (:::user:), root only
+            ways.append(("sysapi.RealSystem().spawn as nobody (the user path: fork)",
+                         lambda: real.spawn("exec sleep 1000", env, directory="/", user="nobody")))
     ways.append(("os.posix_spawn, setsid, setsigdef, stdin /dev/null", posix_spawn))
 
     def popen():

@@ -23,6 +23,8 @@ class Spawned:
     env: dict
     directory: str = None
     output: str = None
+    user: str = None
+    output_group: int = None
 
 
 class FakeSystem:
@@ -39,7 +41,9 @@ class FakeSystem:
     ``exit(pid)`` of either is reaped as an orphan that came back to us.
     ``pidfds = False`` plays a kernel without pidfds; ``boot_time`` is
     what ``booted_at()`` says (0: it cannot be told); ``limits`` what
-    ``raise_open_files_limit()`` finds.
+    ``raise_open_files_limit()`` finds; ``lines`` maps an output file's
+    path to its last line (``last_lines``); ``marked_uids`` records the
+    uids each ``find_marked`` was asked to look at besides ours.
     """
 
     def __init__(self, first_pid=1000, clock=1000.0):
@@ -53,6 +57,8 @@ class FakeSystem:
         self.escapees = {}  # pid -> (group, tag) of marked processes outside any group
         self.strangers = set()  # process group numbers taken by a stranger's new session
         self.found = []  # marks.Found a new daemon finds at start (adoption)
+        self.marked_uids = []  # the uids each find_marked looked at, besides ours
+        self.lines = {}  # output file -> its last line
         self.watched = {}  # watch token -> pid
         self.pidfds = True
         self.subreaper = False
@@ -64,13 +70,13 @@ class FakeSystem:
         self._exited = []
 
     # the seam (seam.System)
-    def spawn(self, command, env, directory=None, output=None):
+    def spawn(self, command, env, directory=None, output=None, user=None, output_group=None):
         if self.fail_spawns:
             self.fail_spawns -= 1
             raise SpawnError("cannot fork: Resource temporarily unavailable")
         pid = self.next_pid
         self.next_pid += 1
-        self.spawned.append(Spawned(pid, command, dict(env), directory, output))
+        self.spawned.append(Spawned(pid, command, dict(env), directory, output, user, output_group))
         self.live.add(pid)
         return pid
 
@@ -106,13 +112,17 @@ class FakeSystem:
     def marked(self, daemon_id, group, tag):
         return sorted(pid for pid, marks in self.escapees.items() if marks == (group, tag))
 
-    def find_marked(self, daemon_id):
+    def find_marked(self, daemon_id, uids=None):
+        self.marked_uids.append(sorted(uids or ()))
         return list(self.found)
 
     def leftovers(self, daemon_id):
         from cluster_init.marks import Found
 
         return [Found(pid, pid, group, tag, "") for pid, (group, tag) in sorted(self.escapees.items())]
+
+    def last_lines(self, paths):
+        return {path: self.lines[path] for path in paths if path in self.lines}
 
     def watch_process(self, pid):
         if not self.pidfds:

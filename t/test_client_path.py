@@ -24,7 +24,7 @@ CLIENT_MODULES = {
     "cluster_init", "cluster_init.cli", "cluster_init.cli_args", "cluster_init.cli_client",
     "cluster_init.cli_status", "cluster_init.client", "cluster_init.errors", "cluster_init.protocol",
     "cluster_init.settings", "cluster_init.status", "cluster_init.stdfds", "cluster_init.socketlock",
-    "cluster_init.version", "cluster_init.listing", "cluster_init.waitstatus",
+    "cluster_init.version", "cluster_init.listing", "cluster_init.waitstatus", "cluster_init.cli_output",
 }
 
 PROBE = """
@@ -46,7 +46,8 @@ print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
     [
         ["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"],
         ["-S"], ["-S", "scramjet", "1"], ["-l"], ["-l", "hellogrp"], ["-k", "-w"],
-        ["--stop", "hellogrp", "hello1"], ["--start", "hellogrp", "hello1"], ["--reexec"],
+        ["--stop", "hellogrp", "hello1"], ["--start", "hellogrp", "hello1"],
+        ["--output", "-n", "3", "scramjet", "scram1"], ["--reexec"],
     ],
 )
 def test_the_client_path_imports_nothing_heavy(node, argv):
@@ -83,6 +84,9 @@ def test_the_client_path_imports_nothing_heavy(node, argv):
         ["--restart", "-s", "/y", "g", "t"],
         ["--stop", "g", "t"],
         ["--start", "-c", "/x", "g", "t"],
+        ["--output", "g", "t"],
+        ["--output", "-n", "5", "-f", "g", "t"],
+        ["--output", "--lines", "0", "--follow", "-c", "/x", "g", "t"],
         ["--reexec"],
         ["--reexec", "-t", "5", "-c", "/x"],
     ],

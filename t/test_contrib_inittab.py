@@ -72,7 +72,9 @@ def test_inittab_line_runs_the_daemon_in_the_foreground(node):
         daemon = node.start(init_argv(process))
         assert f"pid {daemon.pid}" in node.client().ping(), "the process init started is the daemon"
         assert node.clinit("-w", "-t", "20", "hello", "run").returncode == 0
-        wait_for(lambda: "hello from say" in open(output).read(), what="the child's output")
+        said = os.path.join(node.dir, "hello.say.log")  # its own file, in the log's directory
+        wait_for(lambda: os.path.exists(said) and "hello from say" in open(said).read(), what="the child's output")
+        assert "hello from say" not in open(output).read(), "the daemon's own output is its own"
         daemon.kill()
         daemon.wait(10)
 

@@ -303,7 +303,7 @@ def test_upgrade_keeps_the_groups_running(package):
         assert "re-executed itself" in output and "did not hand over" not in output, output
         assert daemon_pid() == package.daemon and deb_rig._alive(package.daemon)
         assert group_pids() == package.pids, "the new daemon kept every process"
-        with open("/var/run/clinit/log", encoding="utf-8") as stream:
+        with open("/var/log/clinit/clinit.log", encoding="utf-8") as stream:
             log = stream.read()
         execs = [line for line in log.splitlines() if "re-executes itself" in line]
         assert len(execs) == 1 and "/usr/bin/clinit -d -b" in execs[0], execs

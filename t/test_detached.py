@@ -31,7 +31,7 @@ def read(path):
         return stream.read()
 
 
-def test_a_detached_daemons_children_write_to_the_log(node):
+def test_a_detached_daemons_children_write_to_their_own_files_beside_the_log(node):
     fds = os.path.join(node.dir, "fds")
     node.write_cltab(settings(node) + (
         "printer:hello:1:test:echo hello from a test entry\n"
@@ -40,10 +40,16 @@ def test_a_detached_daemons_children_write_to_the_log(node):
     result = detach(node)
     assert result.returncode == 0, result.stderr
     assert node.clinit("-w", "printer", "1").stdout == "printer 1 DONE\n"
-    assert read(fds).split() == ["/dev/null", node.log, node.log]
+    own = os.path.join(node.dir, "printer.fds.log")
+    assert read(fds).split() == ["/dev/null", own, own], "%g.%t.log in the log's directory"
+    assert read(own) == "to stderr\n"
+    assert read(os.path.join(node.dir, "printer.hello.log")) == "hello from a test entry\n"
     log = node.log_text()
-    assert "hello from a test entry\n" in log and "to stderr\n" in log
+    lines = log.splitlines()
+    assert "hello from a test entry" not in lines and "to stderr" not in lines, "the log is the daemon's alone"
+    assert "printer:hello: started pid" in log and "printer:hello: pid" in log, "it says when each started and ended"
     assert stat.S_IMODE(os.stat(node.log).st_mode) == 0o640, "the log lists every command line"
+    assert stat.S_IMODE(os.stat(own).st_mode) == 0o640
 
 
 def test_a_test_entry_that_prints_passes_under_b(node):
@@ -73,11 +79,12 @@ def test_output_setting_gives_each_entry_its_file(node):
     assert read(f"{out}/web.one.log") == "one\noops\nagain\n", "opened for append"
 
 
-def test_foreground_children_keep_the_daemons_stdout(node):
+def test_a_foreground_daemon_off_a_terminal_gives_each_entry_its_file(node):
     node.write_cltab(settings(node) + "printer:hello:1:wait:echo hello on stdout\n")
-    node.start()
+    node.start()  # its standard output is a file: as under systemd or init, not a terminal
     assert node.settle("printer", "1") == "DONE"
-    wait_for(lambda: "hello on stdout\n" in node.daemon_stderr(), what="the child's line")
+    assert read(os.path.join(node.dir, "printer.hello.log")) == "hello on stdout\n"
+    assert "hello on stdout" not in node.daemon_stderr()
 
 
 def test_entries_run_where_clinit_d_was_started_with_its_umask(node):

@@ -17,7 +17,9 @@ def test_example_cltab(node, monkeypatch):
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("demo up DONE\n")
     assert open(os.path.join(node.dir, "run", "clstat")).read() == "Cluster::Init::Group demo up DONE\n"
-    wait_for(lambda: os.path.exists(os.path.join(node.dir, "run", "ticker.out")), what="the ticker")
+    ticks = os.path.join(node.dir, "run", "demo.ticker.log")  # not a terminal: its own file beside the log
+    wait_for(lambda: os.path.exists(ticks) and os.path.getsize(ticks) > 0, what="the ticker")
+    assert node.clinit("--output", "-n", "1", "demo", "ticker").stdout == open(ticks).read().splitlines(True)[-1]
     assert node.clinit("-w", "batch", "t").stdout.endswith("batch t PASSED\n")
     assert node.clinit("-w", "demo", "down").returncode == 0
     assert node.clinit("-k", "-w", "-t", "30").returncode == 0

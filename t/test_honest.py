@@ -24,7 +24,10 @@ def test_w_fails_a_crash_loop_and_says_why(node):
     # FAILED at the fifth exit within 10 s; the guard holds it back at the sixth: which
     # one the answer tells depends on when the wait came
     assert re.fullmatch(r"clinit: web:bad: crash loop: (exited 5 times within 10 s"
-                        r"|started 6 times in 0\.\d\d s), last exit 127(; held back, \d+ s left)?\n", result.stderr), result.stderr
+                        r"|started 6 times in 0\.\d\d s), last exit 127(; held back, \d+ s left)?"
+                        r"; last output: /bin/sh: 1: exec: /usr/bin/does-not-exist: not found\n", result.stderr), (
+        result.stderr  # and the last line it printed, from its own output file (issue 19)
+    )
     status = node.clinit("-S", "web", "run")
     assert (status.returncode, status.stdout) == (1, "web run FAILED\n")
     wait_for(lambda: "respawning too rapidly" in node.log_text(), what="the hold-back")
@@ -72,7 +75,10 @@ def test_a_wait_entry_that_exits_non_zero_is_a_warning(node):
     node.start()
     result = node.clinit("-w", "web", "run")
     assert (result.returncode, result.stdout) == (0, "web run DONE\n"), result.stderr
-    assert result.stderr == "clinit: warning: web:setup: wait entry exited (exit 127)\n"
+    assert result.stderr == (
+        "clinit: warning: web:setup: wait entry exited (exit 127)"
+        "; last output: /bin/sh: 1: /usr/bin/does-not-exist: not found\n"  # its own file's last line
+    )
 
 
 def test_a_failed_test_says_its_exit(node):

@@ -33,15 +33,31 @@ def test_reconfigure_takes_timing_kill_mode_directory_and_output():
     assert ctx.output == "/srv/start/out/%g.%t.log"
     ctx.reconfigure(table())
     assert ctx.timing == Timing() and ctx.kill_mode == "group"
-    assert ctx.directory == "/srv/start" and ctx.output is None, "a foreground daemon's own output"
+    assert ctx.directory == "/srv/start"
+    assert ctx.output == "/var/log/%g.%t.log", "no terminal: each entry's own file beside the log"
 
 
-def test_in_the_background_children_write_to_the_log():
+def test_on_a_terminal_children_write_where_the_daemon_writes():
     system = FakeSystem()
-    ctx = Context(system, Registry(system), start_dir="/", log_path="/var/log/clinit.log", background=True)
+    ctx = Context(system, Registry(system), start_dir="/", log_path="/var/log/clinit/clinit.log", terminal=True)
     ctx.reconfigure(table())
-    assert ctx.output == "/var/log/clinit.log"
+    assert ctx.output is None, "a foreground daemon on a terminal: its own output"
+    ctx.reconfigure(table("output:/o/%g.%t"))
+    assert ctx.output == "/o/%g.%t", ":::output: wins"
+
+
+def test_in_the_background_each_entry_writes_to_its_own_file_beside_the_log():
+    system = FakeSystem()
+    ctx = Context(system, Registry(system), start_dir="/", log_path="/var/log/clinit/clinit.log",
+                  background=True, terminal=True)
+    ctx.reconfigure(table())
+    assert ctx.output == "/var/log/clinit/%g.%t.log"
+    (entry,) = table().entries
+    assert ctx.output_of(entry) == "/var/log/clinit/g.t1.log"
     assert child_settings(table("output:/o/%t"), "/", {"log": "/l"}, True) == ("/", "/o/%t")
+    assert child_settings(table(), "/", {"log": "/100%good/log"}, True)[1] == "/100%%good/%g.%t.log", (
+        "a % in the log's directory stays a %"
+    )
 
 
 def test_spawn_arguments_carry_the_marks_and_the_output_file():
@@ -52,6 +68,7 @@ def test_spawn_arguments_carry_the_marks_and_the_output_file():
     assert arguments["command"] == "true" and arguments["directory"] == "/d"
     assert arguments["output"] == "/o/g.t1.log"
     assert arguments["env"] == {"PATH": "/bin", "CLINIT_GROUP": "g", "CLINIT_TAG": "t1", "CLINIT_LEVEL": "1"}
+    assert arguments["user"] is None and arguments["output_group"] is None
     assert ctx.environ == {"PATH": "/bin"}, "the children's environment is copied, not changed"
 
 
@@ -174,3 +191,21 @@ def test_a_group_shows_its_machines_by_tag():
     (tag, proc), = group.machines()
     assert tag == "test1" and group.machine("test1") is proc and proc.entry.tag == "test1"
     assert group.machine("nosuch") is None
+
+
+def test_output_files_are_shared_with_the_socket_group_but_never_the_log():
+    system = FakeSystem()
+    ctx = Context(system, Registry(system), start_dir="/", log_path="/l/clinit.log", output_group=42)
+    (entry,) = table().entries
+    ctx.reconfigure(table())
+    assert ctx.spawn_arguments(entry, "1")["output_group"] == 42
+    ctx.reconfigure(table("output:/l/clinit.log"))  # the Perl-era way: children write into the log
+    arguments = ctx.spawn_arguments(entry, "1")
+    assert arguments["output"] == "/l/clinit.log" and arguments["output_group"] is None
+
+
+def test_the_uid_an_entry_runs_as():
+    system = FakeSystem()
+    ctx = Context(system, Registry(system))
+    ctx.reconfigure(cltab.parse("g:t1:1:once:true\ng:t2:1:once:true\n:::user:g:t2:root\n", "cltab"))
+    assert ctx.expected_uid("g", "t2") == 0 and ctx.expected_uid("g", "t1") is None

@@ -4,6 +4,7 @@ No socket and no process: the FakeSystem records what would be spawned and
 signalled, and the tests say which pid exits.
 """
 
+import os
 import signal
 
 import pytest
@@ -149,6 +150,60 @@ def test_shutdown_halts_every_group_and_finishes(rig, logged):
     assert rig.state("web") == (rig.node.group("web").level, "CONFIGURED")
 
 
+USERS = """\
+web:prep:1:wait:prepare
+web:srv:1:respawn:serve
+web:svc:1:respawn:service
+:::user:web:svc:root
+"""
+
+
+def test_restore_adopts_a_process_only_as_its_entrys_user(tmp_path, logged):
+    rig = NodeRig(tmp_path, USERS)
+    rig.node.ctx.uid = 1234  # the daemon's uid, say; web:svc runs as root (uid 0)
+    rig.system.found = [
+        Found(500, 500, "web", "srv", "1", uid=1234),
+        Found(501, 501, "web", "srv", "1", uid=0),  # root's, with a 1234 entry's marks
+        Found(600, 600, "web", "svc", "1", uid=0),
+        Found(601, 601, "web", "svc", "1", uid=1234),  # ours, with root's entry's marks
+    ]
+    rig.system.live.update({500, 501, 600, 601})
+    rig.node.restore([("web", "1", "DONE")])
+    assert rig.system.marked_uids == [[0]], "the uids of the entries' users are looked at, besides ours"
+    rows = {fields(row)["tag"]: fields(row) for row in rig.node.rows(["web"])}
+    assert (rows["srv"]["pid"], rows["svc"]["pid"]) == ("500", "600")
+    assert rows["svc"]["user"] == "root" and rows["srv"]["user"] == "-"
+    assert rig.system.spawned == [] and rig.system.signals == [], "strangers are left alone"
+    for pid, tag, uid in ((501, "srv", 0), (601, "svc", 1234)):
+        assert f"not adopting pid {pid} (web:{tag}): it runs as uid {uid}, not as its entry's user" in logged.text()
+
+
+def test_rows_show_the_user_and_the_last_output_line(tmp_path):
+    rig = NodeRig(tmp_path, USERS)
+    ctx = rig.node.ctx
+    ctx.log_path = "/l/clinit.log"  # not a terminal: each entry's file beside the log
+    ctx.reconfigure(rig.node.table)
+    rig.node.tell("web", "1")
+    rig.exit("prep")
+    assert [spawned.user for spawned in rig.system.spawned] == [None, None, "root"]
+    rig.system.lines["/l/web.svc.log"] = "listening on :80"
+    rows = {fields(row)["tag"]: fields(row) for row in rig.node.rows()}
+    assert (rows["svc"]["user"], rows["svc"]["output"]) == ("root", "listening on :80")
+    assert (rows["prep"]["user"], rows["prep"]["output"]) == ("-", "-")
+    answer = rig.ask("output", "web", "svc")
+    assert (answer.ok, answer.message, answer.lines) == (True, "output of web:svc", ("/l/web.svc.log",))
+    ctx.log_path = "/elsewhere/log"
+    ctx.reconfigure(rig.node.table)
+    assert rig.ask("output", "web", "svc").lines == ("/l/web.svc.log",), "the file its running process got"
+    assert rig.ask("output", "web", "nosuch").message == "no such entry: web:nosuch"
+    os.mkdir(tmp_path / "terminal")
+    fresh = NodeRig(tmp_path / "terminal", USERS)
+    fresh.node.ctx.terminal = True
+    fresh.node.ctx.reconfigure(fresh.node.table)
+    answer = fresh.ask("output", "web", "svc")
+    assert not answer.ok and answer.message.startswith("web:svc writes where the daemon writes (its terminal)")
+
+
 BOOT_CLTAB = """\
 :::boot:web:1
 :::boot:db:1
@@ -192,3 +247,21 @@ def test_boot_lines_changed_by_a_reread_wait_for_the_next_start(tmp_path, logged
     assert rig.node.reread()
     assert rig.node.group("db") is None and rig.node.group("web") is None, "a reread tells nothing"
     assert "the cltab's boot lines changed: they take effect at the next daemon start" in logged.text()
+
+
+def test_a_failure_report_gives_the_entrys_last_output_line(tmp_path):
+    from cluster_init import why
+
+    rig = NodeRig(tmp_path, "web:chk:1:test:check\nweb:prep:1:wait:prepare\n")
+    ctx = rig.node.ctx
+    ctx.log_path = "/l/clinit.log"
+    ctx.reconfigure(rig.node.table)
+    rig.node.tell("web", "1")
+    rig.exit("chk", 2)
+    rig.exit("prep", 3)
+    rig.system.lines["/l/web.chk.log"] = "disk /srv is full"
+    assert rig.state("web") == ("1", "FAILED")
+    assert why.lines(rig.node.group("web")) == (
+        ("web:chk: test failed: exit 2; last output: disk /srv is full",),
+        ("web:prep: wait entry exited (exit 3)",),  # it printed nothing
+    )

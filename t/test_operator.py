@@ -77,7 +77,7 @@ def test_list_on_a_terminal_is_an_aligned_table(node):
         os.close(master)
     assert result.returncode == 0
     lines = text.decode().replace("\r\n", "\n").splitlines()
-    assert re.match(r"GROUP +TAG +LEVELS +MODE +STATE +PID +STARTS +LAST +SINCE +NOTE$", lines[0])
+    assert re.match(r"GROUP +TAG +LEVELS +MODE +STATE +PID +STARTS +LAST +SINCE +NOTE +USER +OUTPUT$", lines[0])
     assert len(lines) == 6 and "\t" not in text.decode()
     starts = lines[0].index("STATE")
     assert all(line[starts:].split()[0] in ("DONE", "PASS", "CONFIGURED") for line in lines[1:])

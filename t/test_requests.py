@@ -141,8 +141,8 @@ def test_list_every_entry_or_one_group(rig):
         ["web", "chk", "t", "test", "CONFIGURED"],
         ["db", "main", "1", "once", "CONFIGURED"],
     ]
-    assert all(len(line.split("\t")) == 10 for line in answer.lines)
-    assert rig.ask("list", "db").lines == ("db\tmain\t1\tonce\tCONFIGURED\t-\t0\t-\t-\t-",)
+    assert all(len(line.split("\t")) == 12 for line in answer.lines)
+    assert rig.ask("list", "db").lines == ("db\tmain\t1\tonce\tCONFIGURED\t-\t0\t-\t-\t-\t-\t-",)
     assert said(rig.ask("list", "nosuch")) == "error no such group: nosuch\n"
 
 

@@ -32,6 +32,11 @@ booted) into what each group is to become, one GroupPlan each:
 Processes of an entry that left the cltab, or whose group did, are
 adopted and stopped.
 
+Only a process running as its entry's user is adopted (``own``): the
+daemon's own uid, or the uid the entry's ``:::user:`` line names; any
+other process that carries the marks is left alone, never signalled
+(``foreign`` sorts them out before ``plan``).
+
 The planner is pure: it is given what is known of the machine (the
 processes found, the old clstat's rows, dropped by the caller when
 written before the machine last booted).
@@ -138,6 +143,29 @@ def _kind(old_level, old_state, level):
     if state in STARTING_GROUP_STATES:
         return STARTING
     return HALT
+
+
+def expected_uid(table, group, tag, own_uid):
+    """The uid the processes of entry ``group:tag`` of ``table`` must run as: the uid of
+    its ``:::user:`` line (None when it could not be looked up), else ``own_uid``."""
+    entry = next((entry for entry in table.entries_of(group) if entry.tag == tag), None)
+    if entry is not None and entry.user is not None:
+        return table.uid_of(group, tag)
+    return own_uid
+
+
+def foreign(found, table, own_uid):
+    """``(own, strangers)``: the processes ``found`` that run as their entry's user, and
+    the others.  With ``own_uid`` None (or a process whose uid is not known), every
+    process is taken as its entry's."""
+    own, strangers = [], []
+    for process in found:
+        if own_uid is None or process.uid is None:
+            own.append(process)
+            continue
+        wanted = expected_uid(table, process.group, process.tag, own_uid)
+        (own if wanted is not None and process.uid == wanted else strangers).append(process)
+    return own, strangers
 
 
 def plan(found, table, old_rows):

@@ -123,7 +123,7 @@ def parse(record):
         state = GroupState(group["state"])
         adoptions = [_adoption(machine) for machine in group["machines"]]
         groups.append((str(group["name"]), group["level"], state, adoptions, group["stuck"], group["told_at"]))
-    histories = [(str(g), str(t), int(starts), status) for g, t, starts, status in record["history"]]
+    histories = [(str(g), str(t), dict(fields)) for g, t, fields in record["history"]]
     return groups, histories
 
 

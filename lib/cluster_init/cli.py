@@ -2,7 +2,8 @@
 
 =================  ==========================================================
 cli_args.py        the forms, the flags, the usage, the exit statuses
-cli_client.py      the forms that talk to the daemon: tell (-w), reread, -k, -l, -r
+cli_client.py      the forms that talk to the daemon: tell (-w), reread, -k, -l, -r, --output
+cli_output.py      --output: the end of an entry's output file, and -f following it
 cli_status.py      -S: the status from clstat alone, as an LSB status action
 cli_daemon.py      -d (the daemon's start) and --check: never on the client path
 =================  ==========================================================

@@ -1,10 +1,11 @@
 """The clinit command line: its forms, its flags and its exit statuses.
 
 The common forms (``GROUP LEVEL``, ``-k``, ``-v``, ``-w``, ``-l``, ``-S``,
-``-r``, ``--stop``, ``--start``, ``--reexec``, with ``-c``, ``-s``, ``-t``, ``--clstat``)
-are parsed by hand (``quick_parse``), so that a tell costs little more
-than the interpreter's start-up; anything else (``-h``, ``-d``, the
-rarer flags, a usage error) goes through argparse, imported only then.  ``parse`` gives an Options either way, or exits 2
+``-r``, ``--stop``, ``--start``, ``--output``, ``--reexec``, with ``-c``, ``-s``,
+``-t``, ``--clstat``, ``-n``, ``-f``) are parsed by hand (``quick_parse``), so
+that a tell costs little more than the interpreter's start-up; anything
+else (``-h``, ``-d``, the rarer flags, a usage error) goes through
+argparse, imported only then.  ``parse`` gives an Options either way, or exits 2
 with the usage.
 
 Each mode of the command (``-d``, ``-k``, ``-l``, ...) is a row of
@@ -46,6 +47,7 @@ clinit [-v] [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET] [GROUP] LEVEL
        clinit -S [-c CLTAB | --clstat CLSTAT] [GROUP [LEVEL]]
        clinit -r [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit --stop|--start [-c CLTAB] [-s SOCKET] GROUP TAG
+       clinit --output [-n LINES] [-f] [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]
        clinit --reexec [-t SECONDS] [-c CLTAB] [-s SOCKET]
        clinit --check [-c CLTAB]
@@ -62,7 +64,7 @@ EPILOG = """\
 exit status of the command: 0 success; 1 an error answer, a group that
 settled FAILED (-w) or a busy daemon; 2 usage error; 3 no daemon answers;
 4 permission denied; 6 the cltab was refused; 124 a -w wait timed out;
-130 interrupted (Ctrl-C; the daemon goes on).
+130 interrupted (Ctrl-C during -w or --output -f; the daemon goes on).
 exit status of -S (as an LSB status action): 0 every group shown is DONE
 or PASSED (at LEVEL); 1 one is FAILED; 3 not in clstat, at another level,
 on its way or CONFIGURED; 4 clstat missing, unreadable or stale, or no
@@ -81,31 +83,34 @@ MODES = (
     ("-r", "restart"),
     ("--stop", "stop"),
     ("--start", "start"),
+    ("--output", "output"),
     ("--reexec", "reexec"),
 )
+DEFAULT_LINES = 10  # --output: how many lines
 
 
 class Options:
     """What the command line asked for (the same attributes argparse gives)."""
 
     def __init__(self):
-        self.background = self.verbose = self.wait = False
+        self.background = self.verbose = self.wait = self.follow = False
         for _flag, name in MODES:
             setattr(self, name, False)
         self.pidfile = self.timeout = self.socket = self.clstat = None
         self.cltab = default_cltab()
+        self.lines = None  # --output: DEFAULT_LINES
         self.words = []
 
 
 _QUICK_FLAGS = {
     "-v": "verbose", "--verbose": "verbose", "-w": "wait", "--wait": "wait", "-k": "kill", "--kill": "kill",
     "-l": "list", "--list": "list", "-S": "status", "--status": "status", "-r": "restart", "--restart": "restart",
-    "--stop": "stop", "--start": "start",
+    "--stop": "stop", "--start": "start", "--output": "output", "-f": "follow", "--follow": "follow",
     "--reexec": "reexec",
 }
 _QUICK_VALUES = {
     "-c": "cltab", "--cltab": "cltab", "-s": "socket", "--socket": "socket", "-t": "timeout", "--timeout": "timeout",
-    "--clstat": "clstat",
+    "--clstat": "clstat", "-n": "lines", "--lines": "lines",
 }
 
 
@@ -125,6 +130,10 @@ def quick_parse(argv):
                     value = float(value)
                 except ValueError:
                     return None
+            elif word in ("-n", "--lines"):
+                if not value.isdigit():
+                    return None
+                value = int(value)
             setattr(options, _QUICK_VALUES[word], value)
         elif word.startswith("-"):
             return None
@@ -160,14 +169,17 @@ def build_parser():
     add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124); with --reexec: how long the groups may take to be at rest")
     add("-c", "--cltab", metavar="CLTAB", default=default_cltab(), help=f"the cltab (default ${CLTAB_VARIABLE}, else {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
-    add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state")
+    add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state, note, user, last output line")
     add("-S", "--status", action="store_true", help="print the status from clstat, GROUP [LEVEL] filtered, and exit as an LSB status action (0 1 3 4)")
     add("--clstat", metavar="CLSTAT", help="with -S: read this clstat (another node's, say) instead of the cltab's")
     add("-r", "--restart", action="store_true", help="stop the entry GROUP TAG gracefully and start it again at its group's level")
     add("--stop", action="store_true", help="stop the entry GROUP TAG gracefully and keep it stopped (until --start, -r or a tell of its group)")
     add("--start", action="store_true", help="start the entry GROUP TAG (stopped by hand), or run a finished once, wait or test entry again")
+    add("--output", action="store_true", help="print the last lines the entry GROUP TAG wrote (its stdout and stderr)")
+    add("-n", "--lines", metavar="LINES", type=int, help=f"with --output: how many lines (default {DEFAULT_LINES})")
+    add("-f", "--follow", action="store_true", help="with --output: go on printing what it writes, as tail -f, until Ctrl-C")
     add("--reexec", action="store_true", help="have the running daemon re-execute itself in place as the version installed, keeping its pid, its children and every group's state (a handover); -t bounds the wait for its groups to be at rest (default 60 s)")
-    add("--check", action="store_true", help="check the cltab as the daemon would; print its warnings; exit 0, or 6 if it would be refused")
+    add("--check", action="store_true", help="check the cltab as the daemon would; print its warnings and who entries run as; exit 0, or 6 if it would be refused")
     add("--version", action="version", version=f"clinit {VERSION}")
     add("words", nargs="*", metavar="[GROUP] LEVEL", help="the group (default: the host name) and the level to move it to")
     return parser
@@ -186,7 +198,15 @@ def usage_problem(args):
         return "-r takes a GROUP and a TAG"
     if (args.stop or args.start) and len(args.words) != 2:
         return f"{modes[0]} takes a GROUP and a TAG"
-    if (args.list or args.status or args.restart or args.stop or args.start or args.reexec) and (args.wait or args.verbose):
+    if args.output and len(args.words) != 2:
+        return "--output takes a GROUP and a TAG"
+    if (args.follow or args.lines is not None) and not args.output:
+        return "-n and -f go with --output"
+    if args.lines is not None and args.lines < 0:
+        return "-n wants a number of lines, 0 or more"
+    if (args.list or args.status or args.restart or args.stop or args.start or args.output or args.reexec) and (
+        args.wait or args.verbose
+    ):
         return f"{modes[0]} takes no -w or -v"
     if len(args.words) > 2:
         return "too many arguments: expected [GROUP] LEVEL"

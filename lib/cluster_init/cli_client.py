@@ -2,8 +2,8 @@
 
 A tell (``GROUP LEVEL``, with ``-w``: and wait), a reread (no words),
 ``-k`` (with ``-w``: until the daemon has exited), ``-l``, ``-r``,
-``--stop``, ``--start`` and ``--reexec`` (the daemon re-executes itself:
-handover.py).
+``--stop``, ``--start``, ``--output`` (cli_output.py) and ``--reexec``
+(the daemon re-executes itself: handover.py).
 ``run`` finds the socket, does what was asked and turns every error
 into the command's exit status (clinit(8), EXIT STATUS).  Each mode is
 a row of VERBS; the next verbs join there.
@@ -143,6 +143,12 @@ def _start(client, args):
     return EXIT_OK
 
 
+def _output(client, args):
+    from . import cli_output
+
+    return cli_output.show(client, args)
+
+
 def _image(answer):
     """``(pid, started)`` of a ping Answer (started None from a daemon before 0.4.1)."""
     words = answer.message.split()
@@ -200,6 +206,7 @@ VERBS = (
     ("restart", _restart),
     ("stop", _stop),
     ("start", _start),
+    ("output", _output),
     ("kill", _kill),
     ("reexec", _reexec),
 )

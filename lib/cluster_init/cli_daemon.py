@@ -81,8 +81,9 @@ def run_daemon(args):
 
 def check(args):
     """clinit --check: every problem of the cltab (exit 6) or a count and the boot
-    levels (exit 0); its warnings (setting names nobody knows) either way, -v or not;
-    and which output directories do not exist yet (the daemon makes them)."""
+    levels (exit 0), and who the entries that name a user run as; its warnings
+    (setting names nobody knows, a user that cannot be looked up now) either way,
+    -v or not; and which output directories do not exist yet (the daemon makes them)."""
     from .cltab import load_trusted
 
     try:
@@ -97,6 +98,9 @@ def check(args):
     entries, groups = len(table.entries), len(table.groups())
     boot = "".join(f"; at boot, {group} {level}" for group, level in table.boot)
     print(f"{args.cltab}: ok, {_count(entries, 'entry', 'entries')} in {_count(groups, 'group', 'groups')}{boot}")
+    for line in table.users:
+        ids = "not looked up" if line.uid is None else f"uid {line.uid}, gid {line.gid}"
+        print(f"{args.cltab}:{line.line}: {line.group}:{line.tag} runs as {line.user} ({ids})")
     if os.environ.get("CLINIT_REEXEC") == "probe":
         from .handover import probe_line
 

@@ -252,6 +252,14 @@ class Client:
     def reread(self):
         return self.request("reread").message
 
+    def output_file(self, group, tag):
+        """The file entry ``group:tag`` writes its standard output and error to (read it
+        with your own rights); DaemonError when it writes where the daemon writes."""
+        answer = self.request("output", str(group), str(tag))
+        if not answer.lines or not answer.lines[0]:
+            raise DaemonError(f"the daemon named no output file for {group}:{tag}")
+        return answer.lines[0]
+
     def shutdown(self):
         return self.request("shutdown").message
 

@@ -7,7 +7,9 @@ A cltab line is one of
 * a boot level, ``:::boot:GROUP:LEVEL`` (boot.py): not a setting, but a
   line of its own kind (settings.LINE_KINDS), one per group;
 * an entry, ``group:tag:levels:mode:command``, where the command is
-  everything after the fourth colon and may itself hold colons.
+  everything after the fourth colon and may itself hold colons;
+* a line about one entry, ``:::user:GROUP:TAG:USER[:UNIXGROUP]`` (users.py):
+  not a setting (settings are a last-wins dict), each entry named once.
 
 ``parse`` checks every line and raises one CltabError that lists every
 bad line, so that one mistake does not hide the next.
@@ -17,6 +19,7 @@ import dataclasses
 import functools
 import re
 
+from . import users as _users
 from .boot import boot_levels
 from .errors import CltabError
 from .trust import cltab_problems
@@ -50,7 +53,8 @@ def split_levels(field):
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """One cltab entry.  ``line`` is its line number in the file."""
+    """One cltab entry.  ``line`` is its line number in the file; ``user`` who it runs
+    as (``USER`` or ``USER:UNIXGROUP``, from a ``:::user:`` line), None: the daemon's user."""
 
     group: str
     tag: str
@@ -58,6 +62,7 @@ class Entry:
     mode: str
     command: str
     line: int = 0
+    user: str = None
 
     def has_level(self, level):
         """True when ``level`` is the whole levels field or one of its levels."""
@@ -68,8 +73,8 @@ class Entry:
         return self.mode != "off" and self.has_level(level)
 
     def same_process(self, other):
-        """True when ``other`` would run the same process (mode and command)."""
-        return other is not None and (self.mode, self.command) == (other.mode, other.command)
+        """True when ``other`` would run the same process (mode, command and user)."""
+        return other is not None and (self.mode, self.command, self.user) == (other.mode, other.command, other.user)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +86,7 @@ class Cltab:
     settings: dict = dataclasses.field(default_factory=dict)
     warnings: tuple = ()  # (line, message) of lines that were ignored
     boot: tuple = ()  # (group, level) of each :::boot: line, in file order
+    users: tuple = ()  # UserLine of each :::user: line, in file order
     text: str = dataclasses.field(default="", compare=False, repr=False)  # what was parsed
 
     @functools.cached_property
@@ -98,6 +104,14 @@ class Cltab:
         """The group's entries, in file order."""
         return self._by_group.get(group, ())
 
+    def uid_of(self, group, tag):
+        """The uid entry ``group:tag`` runs as, as the user database said when the cltab
+        was read; None for the daemon's own, or when it could not be told."""
+        for line in self.users:
+            if (line.group, line.tag) == (group, tag):
+                return line.uid
+        return None
+
     def setting(self, name, default=None):
         """The value of a setting: the cltab's, else ``default``, else ours."""
         if name in self.settings:
@@ -105,6 +119,20 @@ class Cltab:
         if default is not None:
             return default
         return DEFAULT_SETTINGS.get(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class UserLine:
+    """A ``:::user:`` line: entry ``group:tag`` runs as ``user`` (``USER[:UNIXGROUP]``);
+    ``uid`` and ``gid`` as the user database said when the cltab was read (None: it
+    could not be asked then)."""
+
+    line: int
+    group: str
+    tag: str
+    user: str
+    uid: int = None
+    gid: int = None
 
 
 _BAD_NAME_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -128,17 +156,50 @@ def _check_entry(fields):
     return problems
 
 
-def parse(text, path="<cltab>", entries=True):
+def _user_lines(lines, named, lookup):
+    """The UserLines of ``lines`` (``(number, value)`` of each ``:::user:`` line) for the
+    entries ``named`` (``(group, tag)``), and ``(problems, warnings)`` as (line, message)."""
+    found, problems, warnings = [], [], []
+    first = {}
+    for number, value in lines:
+        try:
+            group, tag, user, unixgroup = _users.parse_line(value)
+        except ValueError as error:
+            problems.append((number, str(error)))
+            continue
+        text = _users.spec(user, unixgroup)
+        if (group, tag) in first:
+            first_line = first[(group, tag)]
+            problems.append((number, f"a second :::user: line for {group}:{tag} (the first is line {first_line})"))
+            continue
+        first[(group, tag)] = number
+        if (group, tag) not in named:
+            problems.append((number, f"no such entry: {group}:{tag}"))
+            continue
+        identity, problem, warning = _users.check(text, lookup)
+        if problem is not None:
+            problems.append((number, problem))
+            continue
+        if warning is not None:
+            warnings.append((number, warning))
+        uid, gid = (identity.uid, identity.gid) if identity is not None else (None, None)
+        found.append(UserLine(number, group, tag, text, uid, gid))
+    return found, problems, warnings
+
+
+def parse(text, path="<cltab>", entries=True, lookup=None):
     """Parse cltab text; ``path`` names the file in errors.
 
     Returns a Cltab.  Raises CltabError listing every bad line.  With
     ``entries=False`` only the settings are read and entry lines are
-    not checked (what a client needs to find the socket).
+    not checked (what a client needs to find the socket).  ``lookup``
+    asks the user database for ``:::user:`` lines (users.lookup when None).
     """
     found = []
     settings = {}
     problems = []
     warnings = []
+    named = set()
     first_line_of_tag = {}
     kinds = {kind: [] for kind in LINE_KINDS}  # kind -> [(line, value)]: checked once the entries are known
     # only "\n" ends a line: str.splitlines would also split on characters
@@ -171,6 +232,7 @@ def parse(text, path="<cltab>", entries=True):
             )
             continue
         messages = _check_entry(fields)
+        named.add((fields[0], fields[1]))
         tag = fields[1]
         if tag in first_line_of_tag:
             messages.append(f"duplicate tag {tag!r} (first used on line {first_line_of_tag[tag]})")
@@ -179,11 +241,29 @@ def parse(text, path="<cltab>", entries=True):
         problems.extend((number, message) for message in messages)
         if not messages:
             found.append(Entry(*fields, line=number))
+    users = ()
+    if entries and kinds["user"]:
+        users, user_problems, user_warnings = _user_lines(kinds["user"], named, lookup or _users.lookup)
+        problems = problems + user_problems
+        warnings = sorted(warnings + user_warnings, key=lambda warning: warning[0])
+        by_entry = {(line.group, line.tag): line.user for line in users}
+        found = [
+            dataclasses.replace(entry, user=by_entry[(entry.group, entry.tag)])
+            if (entry.group, entry.tag) in by_entry
+            else entry
+            for entry in found
+        ]
     boot, boot_problems = boot_levels(kinds["boot"], found if entries else None)
     if problems or boot_problems:
         raise CltabError(path, sorted(problems + boot_problems, key=lambda problem: problem[0]), warnings)
     return Cltab(
-        path=path, entries=tuple(found), settings=settings, warnings=tuple(warnings), boot=boot, text=text
+        path=path,
+        entries=tuple(found),
+        settings=settings,
+        warnings=tuple(warnings),
+        boot=boot,
+        users=tuple(users),
+        text=text,
     )
 
 

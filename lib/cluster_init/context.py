@@ -6,7 +6,9 @@
   settings of a newly read cltab;
 * ``History``: what the daemon remembers of an entry across its machines;
 * ``output_path``: the output file of an entry, from the ``:::output:`` template;
-* ``child_settings``: the children's directory and output, from a cltab.
+* ``child_settings``: the children's directory and output, from a cltab:
+  without ``:::output:``, each entry's own file ``%g.%t.log`` beside the
+  log, unless the daemon runs in the foreground on a terminal.
 """
 
 import dataclasses
@@ -35,14 +37,16 @@ class Timing:
 
 
 class History:
-    """What the daemon remembers of an entry across its machines: starts and last exit."""
+    """What the daemon remembers of an entry across its machines: starts, last exit, and
+    the output file of its last start."""
 
-    __slots__ = ("starts", "status", "exited_at")
+    __slots__ = ("starts", "status", "exited_at", "output")
 
     def __init__(self):
         self.starts = 0
         self.status = None  # wait status of the last exit, or None
         self.exited_at = None  # when it exited last, on the System's clock
+        self.output = None  # the file the last start's output went to (None: the daemon's)
 
 
 @dataclasses.dataclass
@@ -69,20 +73,36 @@ class Context:
     start_dir: str = None
     log_path: str = None
     background: bool = False
+    terminal: bool = False
+    output_group: int = None
+    uid: int = None  # the daemon's (real) uid: what its processes run as, but :::user: entries
+    user_uids: dict = dataclasses.field(default_factory=dict)  # (group, tag) -> uid of its :::user:
 
     def reconfigure(self, table):
         """Take the timing, kill mode, children's directory and output of cltab ``table``."""
         self.timing = Timing.from_cltab(table)
         self.kill_mode = table.setting("kill_mode")
+        self.user_uids = {(line.group, line.tag): line.uid for line in table.users if line.uid is not None}
         self.directory, self.output = child_settings(
-            table, self.start_dir, {"log": self.log_path}, self.background
+            table, self.start_dir, {"log": self.log_path}, self.background, self.terminal
         )
+
+    def expected_uid(self, group, tag):
+        """The uid the processes of entry ``group:tag`` run as: the one its ``:::user:``
+        line names (as the user database said when the cltab was read); None: ours."""
+        return self.user_uids.get((group, tag))
+
+    def output_of(self, entry):
+        """The file ``entry``'s output goes to now, or None (the daemon's own output)."""
+        return output_path(self.output, entry)
 
     def spawn_arguments(self, entry, level):
         """``System.spawn``'s keyword arguments for ``entry`` told ``level``.
 
         The children's environment with the entry's marks (CLINIT_GROUP,
-        CLINIT_TAG, CLINIT_LEVEL), its working directory and output file.
+        CLINIT_TAG, CLINIT_LEVEL), its working directory and output file
+        (shared with ``output_group``; remembered in its History), the user
+        it runs as (None: ours).
         """
         env = dict(self.environ)
         env.update(
@@ -90,11 +110,14 @@ class Context:
             CLINIT_TAG=entry.tag,
             CLINIT_LEVEL=level if level is not None else "",
         )
+        output = self.history_of(entry).output = output_path(self.output, entry)
         return {
             "command": entry.command,
             "env": env,
             "directory": self.directory,
-            "output": output_path(self.output, entry),
+            "output": output,
+            "user": entry.user,
+            "output_group": None if output == self.log_path else self.output_group,  # the log stays ours
         }
 
     def history_of(self, entry):
@@ -102,37 +125,50 @@ class Context:
         return self.history.setdefault((entry.group, entry.tag), History())
 
     def histories(self):
-        """Every History, as ``(group, tag, starts, last wait status or None)`` rows."""
-        return [(group, tag, h.starts, h.status) for (group, tag), h in self.history.items()]
+        """Every History, as ``(group, tag, {field: value})`` rows (plain data)."""
+        return [
+            (group, tag, {name: getattr(h, name) for name in History.__slots__})
+            for (group, tag), h in self.history.items()
+        ]
 
     def take_histories(self, rows):
-        """Remember what ``histories`` gave (a handover: the daemon before the exec)."""
-        for group, tag, starts, status in rows:
+        """Remember what ``histories`` gave (a handover: the daemon before the exec); a
+        field this version does not know is left out."""
+        for group, tag, fields in rows:
             history = self.history.setdefault((group, tag), History())
-            history.starts, history.status = starts, status
+            for name in History.__slots__:
+                if name in fields:
+                    setattr(history, name, fields[name])
 
 
 def _resolve(base, path):
     return os.path.normpath(path if base is None else os.path.join(base, path))
 
 
-def child_settings(table, base, paths, background):
+def child_settings(table, base, paths, background, terminal=False):
     """``(directory, output)`` for children: see Context.
 
     Relative paths are taken from ``base``, the directory the daemon was
-    started from; without a ``:::directory:`` children run in ``base``;
-    without an ``:::output:`` their output goes to the log
-    (``paths["log"]``) when the daemon runs in the background, else to
-    the daemon's own stdout and stderr (None).
+    started from; without a ``:::directory:`` children run in ``base``.
+    Without an ``:::output:``, a daemon in the foreground whose standard
+    output is a ``terminal`` lets them write where it writes (None);
+    otherwise (detached, or started by systemd or init) each entry writes
+    to its own file ``%g.%t.log`` in the directory of the log
+    (``paths["log"]``), never into a pipe the daemon reads.
     """
     directory = table.setting("directory")
     directory = base if directory is None else _resolve(base, directory)
     output = table.setting("output")
     if output is not None:
         output = _resolve(base, output)
-    elif background:
-        output = paths["log"]
+    elif (background or not terminal) and paths.get("log"):
+        output = beside(paths["log"])
     return directory, output
+
+
+def beside(log):
+    """The output template of entries without ``:::output:``: ``%g.%t.log`` beside ``log``."""
+    return os.path.join(os.path.dirname(log).replace("%", "%%"), "%g.%t.log")
 
 
 def _file_name(name):

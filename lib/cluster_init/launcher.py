@@ -23,6 +23,14 @@ Output files are opened for each spawn and closed once the child has
 them: a rotated file is opened anew by the next child, and the daemon
 holds no descriptor per entry.  Their missing directories are made then
 (``open_output``), so that %g and %t may stand in a directory's name.
+With a socket group, they are given that group (mode 0640), so that
+whoever may command the daemon may read what its entries print
+(``clinit --output``).
+
+An entry that runs as another user (``:::user:``) takes the user path
+instead of posix_spawn: its identity is looked up at each start (users.py;
+a lookup that fails fails that start, with its reason), and it is
+started by fork, a change of ids and exec (forkexec.py).
 """
 
 import contextlib
@@ -30,9 +38,11 @@ import logging
 import os
 import resource
 import signal
+import stat
 
-from . import safepath
+from . import safepath, users
 from .errors import SpawnError
+from .forkexec import not_default, spawn_as
 from .spawn import Spawner
 
 
@@ -61,9 +71,10 @@ def _directory_problem(directory):
     return None
 
 
-def open_output(path):
+def open_output(path, group=None):
     """The output file ``path`` of a child, opened for append (created 0640), its
-    missing directories made (0755); SpawnError saying why when it cannot be.
+    missing directories made (0755), given the group ``group`` (None: left as it
+    is; see ``_share``); SpawnError saying why when it cannot be.
 
     Walked component by component from / (safepath.py): as root, every
     directory on the way must be trusted, no symlink is followed unless
@@ -74,13 +85,40 @@ def open_output(path):
         directory, name = safepath.split(path)
         dir_fd = safepath.open_directory(directory, make=True, mode=0o755)
         try:
-            return safepath.open_beneath(
+            fd = safepath.open_beneath(
                 dir_fd, name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640, devices=True, shown=path
             )
         finally:
             os.close(dir_fd)
     except OSError as error:
         raise SpawnError(f"cannot open output {path}: {error.strerror or error}") from None
+    if group is not None:
+        _share(fd, path, group)
+    return fd
+
+
+def _share(fd, path, group):
+    """Give the output file ``fd`` (at ``path``) the group ``group``, readable by it."""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return
+        if info.st_gid != group:
+            os.fchown(fd, -1, group)
+        if stat.S_IMODE(info.st_mode) & 0o040 == 0:
+            os.fchmod(fd, stat.S_IMODE(info.st_mode) | 0o040)
+    except OSError as error:
+        logging.getLogger("cluster_init").warning(
+            "cannot give the output file %s to group %d: %s", path, group, error.strerror or error
+        )
+
+
+def identity_of(user):
+    """The users.Identity an entry's ``user`` names now; SpawnError saying why not."""
+    try:
+        return users.lookup(user)
+    except (users.NoSuchUser, users.LookupFailed) as error:
+        raise SpawnError(str(error) if isinstance(error, users.NoSuchUser) else error.strerror) from None
 
 
 class Launcher:
@@ -90,6 +128,7 @@ class Launcher:
     def __init__(self):
         self.limit = None  # (soft, hard) RLIMIT_NOFILE for children; None: the daemon's own
         self._reset_signals = None
+        self._user_signals = None  # what the user path sets to the default (forkexec.not_default)
         self._null = None
         self._directory = None  # the directory we are in for children
         self._spawner = Spawner()
@@ -97,6 +136,7 @@ class Launcher:
     def signals_changed(self):
         """The daemon changed signal dispositions: look again at the next spawn."""
         self._reset_signals = None
+        self._user_signals = None
 
     @staticmethod
     def seal_descriptors():
@@ -147,17 +187,24 @@ class Launcher:
                 raise SpawnError(f"cannot change to directory {directory}: {error.strerror}") from None
             self._directory = directory
 
-    def spawn(self, path, argv, env, directory=None, output=None):
+    def spawn(self, path, argv, env, directory=None, output=None, identity=None, output_group=None):
         """Start ``path`` with ``argv`` and ``env``: its pid once it has been exec'ed
-        (seam.System.spawn says what the child gets); SpawnError if it could not be."""
+        (seam.System.spawn says what the child gets); SpawnError if it could not be.
+        ``identity`` (users.Identity) other than ours takes the user path (root only:
+        another daemon runs its entries as itself, the only user cltab.py lets it name)."""
         if self._null is None:
             self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         spawner = self._spawner
-        if directory is not None and not (spawner.available and spawner.chdir_in_child):
+        as_user = identity is not None and os.geteuid() == 0 and not identity.is_current()
+        if directory is not None and not as_user and not (spawner.available and spawner.chdir_in_child):
             self._change_directory(directory)
-        out = 1 if output is None else open_output(output)
+        out = 1 if output is None else open_output(output, output_group)
         err = 2 if output is None else out
         try:
+            if as_user:
+                if self._user_signals is None:
+                    self._user_signals = tuple(not_default())
+                return spawn_as(identity, path, argv, env, (self._null, out, err), directory, self._user_signals)
             if spawner.available:
                 return spawner.spawn(path, argv, env, self._null, out, err, directory)
             return self._python_posix_spawn(path, argv, env, out, err)

@@ -3,18 +3,42 @@
 The daemon builds the rows (``row``); the command prints them as an
 aligned table with a header on a terminal, and as tab-separated fields
 without a header otherwise (``render``), so that ``cut`` and ``awk``
-work.  The fields are protocol.LIST_FIELDS.
+work.  The fields are protocol.LIST_FIELDS; the last two are the user
+the entry runs as and the last line it printed (``last_output``, which
+a failure report may show too).
 """
 
 from .protocol import LIST_FIELDS
 from .waitstatus import last_exit
 
 SINCE = LIST_FIELDS.index("since")
-HEADER = ("GROUP", "TAG", "LEVELS", "MODE", "STATE", "PID", "STARTS", "LAST", "SINCE", "NOTE")
+HEADER = ("GROUP", "TAG", "LEVELS", "MODE", "STATE", "PID", "STARTS", "LAST", "SINCE", "NOTE", "USER", "OUTPUT")
 
 
-def row(entry, proc, ctx, now, left=False):
-    """The fields of one entry (``proc`` its machine, or None; ``left``: it left the cltab)."""
+def output_file(entry, proc, ctx):
+    """The file ``entry``'s output goes to: its last start's (while it has a machine,
+    ``proc``), else where it would go now; None when it writes where the daemon writes."""
+    history = ctx.history.get((entry.group, entry.tag)) if proc is not None else None
+    started = history.output if history is not None else None
+    return started or ctx.output_of(entry)
+
+
+def last_output(entry, proc, ctx):
+    """The last line ``entry`` printed (outputs.clean: no control characters), or None."""
+    path = output_file(entry, proc, ctx)
+    return ctx.system.last_lines([path]).get(path) if path is not None else None
+
+
+def last_outputs(listed, ctx):
+    """``{path: last line}`` for the ``(entry, proc)`` pairs ``listed`` that have a
+    machine (read in one go: ``row`` takes it as ``lines``)."""
+    paths = [output_file(entry, proc, ctx) for entry, proc in listed if proc is not None]
+    return ctx.system.last_lines([path for path in paths if path is not None])
+
+
+def row(entry, proc, ctx, now, left=False, lines=None):
+    """The fields of one entry (``proc`` its machine, or None; ``left``: it left the cltab;
+    ``lines``: ``last_outputs``, when the caller read them for many rows)."""
     history = ctx.history.get((entry.group, entry.tag))
     notes = []
     if proc is not None:
@@ -45,7 +69,17 @@ def row(entry, proc, ctx, now, left=False):
         last_exit(history.status if history is not None else None),
         str(int(now - proc.since)) if proc is not None else "-",
         "; ".join(notes) or "-",
+        entry.user or "-",
+        _last(entry, proc, ctx, lines) or "-",
     )
+
+
+def _last(entry, proc, ctx, lines):
+    if proc is None:
+        return None
+    if lines is None:
+        return last_output(entry, proc, ctx)
+    return lines.get(output_file(entry, proc, ctx))
 
 
 def duration(seconds):

@@ -12,8 +12,9 @@ and every process it starts inherits them, also after setsid.  So a
 stop under ``:::kill_mode:all`` finds an entry's processes that left its
 process group, and a daemon that starts where its predecessor died finds
 the processes that predecessor left.  Only processes of the daemon's own
-uid are looked at, so that nobody can plant a process that a root daemon
-would take for its own.  What escapes: a process that rewrites or clears
+uid (and of the users its entries run as, ``:::user:``) are looked at,
+so that nobody can plant a process that a root daemon would take for
+its own; each Found carries its real uid, which must be its entry's.  What escapes: a process that rewrites or clears
 its environment (some servers do, to set their process title).  (What
 else /proc says of a process, procfs.py reads.)
 """
@@ -31,13 +32,14 @@ LEVEL = "CLINIT_LEVEL"
 class Found:
     """A running process that carries a daemon's marks."""
 
-    __slots__ = ("pid", "pgid", "group", "tag", "level")
+    __slots__ = ("pid", "pgid", "group", "tag", "level", "uid")
 
-    def __init__(self, pid, pgid, group, tag, level):
+    def __init__(self, pid, pgid, group, tag, level, uid=None):
         self.pid, self.pgid, self.group, self.tag, self.level = pid, pgid, group, tag, level
+        self.uid = uid  # its real uid (None: not known)
 
     def __repr__(self):
-        return f"Found(pid={self.pid}, pgid={self.pgid}, {self.group}:{self.tag} at {self.level!r})"
+        return f"Found(pid={self.pid}, pgid={self.pgid}, {self.group}:{self.tag} at {self.level!r}, uid {self.uid})"
 
 
 def _environ(pid):
@@ -76,9 +78,10 @@ def owner(pid):
 
 
 def scan(daemon_id, uid, group=None, tag=None):
-    """The live processes of ``uid`` (any uid when None) that carry
-    ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given),
-    zombies and this process left out."""
+    """The live processes of ``uid`` (a uid, a set of them, or any uid when None) that
+    carry ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given), zombies and
+    this process left out."""
+    uids = None if uid is None else {uid} if isinstance(uid, int) else set(uid)
     found = []
     me = os.getpid()
     try:
@@ -90,7 +93,7 @@ def scan(daemon_id, uid, group=None, tag=None):
             continue
         try:
             state, pgid, owner = procfs.stat(pid)
-            if uid is not None and owner != uid or state in ("Z", "X"):
+            if uids is not None and owner not in uids or state in ("Z", "X"):
                 continue
             marks = _environ(pid)
         except (OSError, ValueError, IndexError):
@@ -101,5 +104,5 @@ def scan(daemon_id, uid, group=None, tag=None):
             continue
         if tag is not None and marks.get(TAG) != tag:
             continue
-        found.append(Found(pid, pgid, marks.get(GROUP), marks.get(TAG), marks.get(LEVEL)))
+        found.append(Found(pid, pgid, marks.get(GROUP), marks.get(TAG), marks.get(LEVEL), owner))
     return found

@@ -194,7 +194,16 @@ class Node:
         clstat (adopt.py plans what each group becomes).  The names of the groups
         restored."""
         system = self.ctx.system
-        found = system.find_marked(self.ctx.daemon_id)
+        found = system.find_marked(self.ctx.daemon_id, self._user_uids())
+        found, strangers = adopt.foreign(found, self.table, self.ctx.uid)
+        for process in strangers:
+            log.warning(
+                "not adopting pid %d (%s:%s): it runs as uid %s, not as its entry's user",
+                process.pid,
+                process.group,
+                process.tag,
+                process.uid,
+            )
         plans = adopt.plan(found, self.table, old_rows)
         if not plans:
             return set()
@@ -220,6 +229,10 @@ class Node:
                 continue
             log.info("boot: telling %s level %s", name, level)
             self.tell(name, level)
+
+    def _user_uids(self):
+        """The uids the cltab's entries run as (``:::user:``), besides our own."""
+        return sorted({line.uid for line in self.table.users if line.uid is not None})
 
     def _restore_group(self, plan, pidfds):
         group = self._group(plan.name, entries=() if not plan.in_cltab else None)
@@ -303,11 +316,11 @@ class Node:
         """The ``clinit -l`` fields (protocol.LIST_FIELDS) of every entry of ``names``
         (default: every group)."""
         now = self.ctx.system.now()
-        return [
-            listing.row(entry, proc, self.ctx, now, left)
-            for name in (self.names() if names is None else names)
-            for entry, proc, left in self.entries_and_machines(name)
+        listed = [
+            item for name in (self.names() if names is None else names) for item in self.entries_and_machines(name)
         ]
+        lines = listing.last_outputs([(entry, proc) for entry, proc, _left in listed], self.ctx)
+        return [listing.row(entry, proc, self.ctx, now, left, lines) for entry, proc, left in listed]
 
     def dump(self):
         """SIGUSR1: the state of every group and of every entry (as clinit -l has it), to the log."""

@@ -80,6 +80,13 @@ def sd_notify(path, message):
             log.warning("cannot notify systemd on %s: %s", path, error.strerror or error)
 
 
+def _is_terminal(fd):
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
 def _hint(name):
     return HINTS.get(name, f" (set :::{name}:)")
 
@@ -99,6 +106,7 @@ class Premises:
         os.umask(self.umask)
         self.given = dict(given)
         self.background = background
+        self.terminal = _is_terminal(1)  # before -b detaches: children write here, or to files
         self.log_to_stderr = log_to_stderr
         self.paths = resolve_paths(table, self.given, self.start_dir)
         self.socket_group = table.setting("socket_group")
@@ -130,6 +138,9 @@ class Premises:
             start_dir=self.start_dir,
             log_path=self.paths["log"],
             background=self.background,
+            terminal=self.terminal,
+            output_group=self.socket_gid,
+            uid=os.getuid(),
         )
 
     def settings_changed(self, table):

@@ -35,6 +35,9 @@ Requests::
     start GROUP TAG    start one entry of the group's level that is not running,
                        or run a finished once, wait or test entry again
                        -> ok starting GROUP:TAG
+    output GROUP TAG   the file the entry's output goes to
+                       -> ok output of GROUP:TAG, then the path alone on a line
+                       -> error GROUP:TAG writes where the daemon writes ...
     shutdown           halt every group, then exit
                        -> ok all groups halting
     ping               -> ok clinit VERSION pid PID, then "started SECONDS":
@@ -86,13 +89,16 @@ VERBS = {
     "restart": (("group", "tag"), 0),
     "stop": (("group", "tag"), 0),
     "start": (("group", "tag"), 0),
+    "output": (("group", "tag"), 0),
     "shutdown": ((), 0),
     "ping": ((), 0),
     "reexec": (("seconds",), 1),
 }
 
 # the fields of a "list" data line, in order
-LIST_FIELDS = ("group", "tag", "levels", "mode", "state", "pid", "starts", "last_exit", "since", "note")
+LIST_FIELDS = (
+    "group", "tag", "levels", "mode", "state", "pid", "starts", "last_exit", "since", "note", "user", "output",
+)
 
 
 class ProtocolError(ValueError):

@@ -18,7 +18,7 @@ answer and a log line, never the daemon's end.
 import logging
 import os
 
-from . import why
+from . import listing, why
 from .connections import Park
 from .errors import CltabError
 from .protocol import CLTAB_REFUSED, REEXEC_DEFAULT, TIMEOUT, WAIT_DEFAULT, Answer
@@ -84,6 +84,7 @@ class Requests:
             "restart": self.restart,
             "stop": self.stop,
             "start": self.start,
+            "output": self.output,
             "shutdown": self.shutdown,
             "ping": self.ping,
             "reexec": self.reexec,
@@ -294,6 +295,25 @@ class Requests:
         log.info("%s:%s: start by hand, asked by %s", group, tag, connection.who())
         machine.start_entry(tag)
         return Answer(True, f"starting {group}:{tag}")
+
+    def output(self, _connection, group, tag):
+        """Where entry ``group:tag`` writes (clinit --output reads it there)."""
+        entry, proc = self.node.entry(group, tag), None
+        machine = self.node.group(group)
+        if machine is not None:
+            proc = machine.machine(tag)
+        if entry is None and proc is None:
+            if not self.node.knows(group):
+                return Answer(False, f"no such group: {group}")
+            return Answer(False, f"no such entry: {group}:{tag}")
+        path = listing.output_file(entry or proc.entry, proc, self.node.ctx)
+        if path is None:
+            return Answer(
+                False,
+                f"{group}:{tag} writes where the daemon writes (its terminal), not to a file;"
+                " set :::output: in the cltab to have one",
+            )
+        return Answer(True, f"output of {group}:{tag}", (path,))
 
     def shutdown(self, _connection):
         self.node.shutdown("shutdown request")

@@ -18,7 +18,8 @@ class System(Protocol):
 
     # starting children
     def spawn(self, command: str, env: Dict[str, str], directory: Optional[str] = None,
-              output: Optional[str] = None) -> int:
+              output: Optional[str] = None, user: Optional[str] = None,
+              output_group: Optional[int] = None) -> int:
         """Start ``/bin/sh -c command``; its pid, once the shell has been exec'ed.
 
         The child runs in a new session and process group, with default
@@ -28,8 +29,13 @@ class System(Protocol):
         umask and the open-file limit the daemon was started with, and no
         other descriptor of ours.  Output files are opened for each spawn
         and closed once the child has them: a rotated file is opened anew
-        by the next child, and the daemon holds no descriptor per entry.
-        SpawnError if the directory, the output file or the exec failed.
+        by the next child, and the daemon holds no descriptor per entry;
+        with ``output_group`` (a gid), the file gets that group and mode 0640.
+        With ``user`` (``USER`` or ``USER:UNIXGROUP``, users.py), it runs as
+        that user, looked up now: its uid, gid and supplementary groups, and
+        HOME, USER and LOGNAME in its environment (in ``directory`` entered
+        as that user).  SpawnError if the user cannot be looked up, or the
+        directory, the output file, the change of ids or the exec failed.
         """
 
     def spawning(self) -> ContextManager[None]:
@@ -73,9 +79,15 @@ class System(Protocol):
         root, else of ours), or, not descending from it (a crashed predecessor's), runs
         as our own uid; as marks.Found."""
 
-    def find_marked(self, daemon_id: str) -> List[Any]:
-        """Every live process of our uid that carries that daemon identity, as
-        marks.Found (what a new daemon adopts)."""
+    def find_marked(self, daemon_id: str, uids: Optional[Any] = None) -> List[Any]:
+        """Every live process of our uid, or of one of ``uids`` (the users entries run
+        as), that carries that daemon identity, as marks.Found with its real uid (what
+        a new daemon adopts)."""
+
+    # what the entries print
+    def last_lines(self, paths: List[str]) -> Dict[str, str]:
+        """``{path: the last line written to it}`` for each output file of ``paths`` that
+        has one and can be read, without control characters (outputs.py)."""
 
     # watching and collecting
     def watch_process(self, pid: int) -> Optional[Any]:

@@ -25,9 +25,9 @@ PREFIXES = (":::", "::override:")
 DEFAULT_SETTINGS = {
     "socket": "/var/run/clinit/clinit.s",
     "clstat": "/var/run/clinit/clstat",
-    "log": "/var/run/clinit/log",
+    "log": "/var/log/clinit/clinit.log",  # the Perl clinit's /var/run/clinit/log is a tmpfs
     "pidfile": "/var/run/clinit/clinit.pid",
-    "output": None,  # children's stdout and stderr; %g group, %t tag
+    "output": None,  # children's stdout and stderr; %g group, %t tag (see context.child_settings)
     "directory": None,  # children's working directory: where clinit -d started
     "socket_group": None,  # a group whose members may use the socket too
     "kill_mode": "group",  # how far a stop reaches: group, or all (every marked process)
@@ -42,8 +42,9 @@ DEFAULT_SETTINGS = {
 }
 # names of ``:::NAME:...`` lines that are not settings: each line names what it is
 # about, and has a meaning and checks of its own (cltab.py); ``boot`` is
-# ``:::boot:GROUP:LEVEL``, the level a group is told when the daemon starts
-LINE_KINDS = ("boot",)
+# ``:::boot:GROUP:LEVEL``, the level a group is told when the daemon starts;
+# ``user`` is ``:::user:GROUP:TAG:USER[:UNIXGROUP]``, who an entry runs as (users.py)
+LINE_KINDS = ("boot", "user")
 # paths relative to the directory clinit -d was started from
 PATH_SETTINGS = ("socket", "clstat", "log", "pidfile")
 CLIENT_SETTINGS = ("socket", "clstat")  # what the clinit command reads of a cltab

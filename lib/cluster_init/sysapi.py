@@ -14,8 +14,8 @@ import os
 import select
 import time
 
-from . import marks, procfs
-from .launcher import Launcher
+from . import marks, outputs, procfs
+from .launcher import Launcher, identity_of
 
 SHELL = "/bin/sh"
 PR_SET_CHILD_SUBREAPER = 36
@@ -52,8 +52,12 @@ class RealSystem:
         self._launcher = Launcher()
 
     # starting children (launcher.py)
-    def spawn(self, command, env, directory=None, output=None):
-        return self._launcher.spawn(SHELL, [SHELL, "-c", command], env, directory, output)
+    def spawn(self, command, env, directory=None, output=None, user=None, output_group=None):
+        identity = None
+        if user is not None:
+            identity = identity_of(user)  # looked up at each start: SpawnError when it cannot be
+            env = {**env, **identity.environ()}
+        return self._launcher.spawn(SHELL, [SHELL, "-c", command], env, directory, output, identity, output_group)
 
     def spawning(self):
         return self._launcher.spawning()
@@ -102,8 +106,12 @@ class RealSystem:
             if procfs.descends_from(process.pid, me) or _owned_by(process.pid, euid)
         ]
 
-    def find_marked(self, daemon_id):
-        return marks.scan(daemon_id, os.getuid())
+    def find_marked(self, daemon_id, uids=None):
+        return marks.scan(daemon_id, {os.getuid(), *(uids or ())})
+
+    # what the entries print
+    def last_lines(self, paths):
+        return outputs.last_lines(paths)
 
     # watching and collecting
     def watch_process(self, pid):

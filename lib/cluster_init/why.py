@@ -12,6 +12,7 @@ and the OCF agent:
   fails it (a failed test and its exit, a start that failed and why, a
   crash loop and how many starts in how long: Process.trouble), or of
   the whole group when it was restored FAILED after a crash;
+  ``lines`` adds the last line each entry printed;
 * ``warnings(group)``: ``(tag, what)`` of its level's ``wait`` and
   ``once`` entries that exited non-zero since it was told a level (the
   group is DONE all the same, as in the Perl clinit, but it deserves a
@@ -20,6 +21,7 @@ and the OCF agent:
 
 import logging
 
+from . import listing
 from .states import DONE_PROC_STATES, STARTING_PROC_STATES, GroupEvent, ProcState
 from .waitstatus import describe_status
 
@@ -66,11 +68,23 @@ def warnings(group):
 
 
 def lines(group):
-    """The lines a wait answer carries: ``(data, warnings)``, each ``GROUP:TAG: text``."""
+    """The lines a wait answer carries: ``(data, warnings)``, each ``GROUP:TAG: text``,
+    and the last line the entry printed, when there is one (``last output: ...``)."""
     name = group.name
-    data = tuple(f"{name}:{tag}: {why}" if tag != WHOLE_GROUP else f"{name}: {why}" for tag, why in failures(group))
-    warned = tuple(f"{name}:{tag}: {what}" for tag, what in warnings(group))
+    procs = {proc.entry.tag: proc for proc in group.level_machines()}
+    data = tuple(
+        f"{name}:{tag}: {why}{_last_output(procs.get(tag))}" if tag != WHOLE_GROUP else f"{name}: {why}"
+        for tag, why in failures(group)
+    )
+    warned = tuple(f"{name}:{tag}: {what}{_last_output(procs.get(tag))}" for tag, what in warnings(group))
     return data, warned
+
+
+def _last_output(proc):
+    """``; last output: LINE`` of ``proc`` (listing.last_output: no control characters),
+    or ""."""
+    last = listing.last_output(proc.entry, proc, proc.ctx) if proc is not None else None
+    return f"; last output: {last}" if last else ""
 
 
 class Verdicts:
