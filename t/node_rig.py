@@ -32,12 +32,12 @@ class Connection:
 class NodeRig:
     """A cltab in ``directory``, and the Node, StatusWriter and Requests that serve it."""
 
-    def __init__(self, directory, text):
+    def __init__(self, directory, text, system=None):
         self.dir = str(directory)
         self.cltab = os.path.join(self.dir, "cltab")
         self.clstat_path = os.path.join(self.dir, "clstat")
         self.write(text)
-        self.system = FakeSystem()
+        self.system = system or FakeSystem()  # another rig's: the same processes (a handover)
         self.registry = Registry(self.system)  # spawns at once: no loop
         path, table, signature = read_cltab(self.cltab)
         ctx = Context(

@@ -47,7 +47,7 @@ print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
         ["hellogrp", "1"], ["-w", "scramjet", "1"], ["-v"], ["-v", "-w", "-t", "10", "hellogrp", "1"],
         ["-S"], ["-S", "scramjet", "1"], ["-l"], ["-l", "hellogrp"], ["-k", "-w"],
         ["--stop", "hellogrp", "hello1"], ["--start", "hellogrp", "hello1"],
-        ["--output", "-n", "3", "scramjet", "scram1"],
+        ["--output", "-n", "3", "scramjet", "scram1"], ["--reexec"],
     ],
 )
 def test_the_client_path_imports_nothing_heavy(node, argv):
@@ -87,6 +87,8 @@ def test_the_client_path_imports_nothing_heavy(node, argv):
         ["--output", "g", "t"],
         ["--output", "-n", "5", "-f", "g", "t"],
         ["--output", "--lines", "0", "--follow", "-c", "/x", "g", "t"],
+        ["--reexec"],
+        ["--reexec", "-t", "5", "-c", "/x"],
     ],
 )
 def test_the_quick_parse_agrees_with_argparse(argv):

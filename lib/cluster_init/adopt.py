@@ -45,6 +45,11 @@ other process that carries the marks is left alone, never signalled
 The planner is pure: it is given what is known of the machine (the
 processes found, the old clstat's rows, dropped by the caller when
 written before the machine last booted).
+
+A daemon that re-executed itself (a handover, handover.py) plans
+nothing: it knows exactly what it had.  Each entry's machine is adopted
+with a Carried record, so that it takes the state, the times and the
+counts it had, and its leader, still our child, is reaped as before.
 """
 
 import collections
@@ -64,11 +69,34 @@ class Adoption:
     that names the state to take (ADOPTED_RUNNING, ADOPTED_DONE, ...).
     """
 
-    __slots__ = ("leader", "pids", "pgids", "verdict", "level")
+    __slots__ = ("leader", "pids", "pgids", "verdict", "level", "carried")
 
-    def __init__(self, verdict, level, leader=None, pids=(), pgids=()):
+    def __init__(self, verdict, level, leader=None, pids=(), pgids=(), carried=None):
         self.verdict, self.level, self.leader = verdict, level, leader
         self.pids, self.pgids = tuple(pids), set(pgids)
+        self.carried = carried  # a Carried record, in a handover
+
+
+class Carried:
+    """What a machine had before its daemon re-executed itself (a handover).
+
+    ``adopted``: its processes were themselves adopted after a crash (not
+    our children: watched through pidfds again); otherwise its leader is
+    our child and its exit is reaped with its status.  The times are on
+    the monotonic clock, which an exec does not reset.
+    """
+
+    __slots__ = ("adopted", "failure", "respawns", "deadline", "since", "stopped_by_hand", "watches")
+
+    def __init__(
+        self, adopted=False, failure=None, respawns=None, deadline=None, since=None, stopped_by_hand=False,
+        watches=None,
+    ):
+        self.adopted, self.failure = adopted, failure
+        self.respawns = respawns  # crashloop.Respawns.carried(): the guard, the crash loop
+        self.deadline, self.since = deadline, since
+        self.stopped_by_hand = stopped_by_hand  # clinit --stop: kept stopped (byhand.py)
+        self.watches = dict(watches or {})  # pid -> its pidfd, kept open across the exec
 
 
 def _group_state(name):

@@ -107,6 +107,24 @@ def _become_daemon(daemon, pidlock, report):
             os._exit(code)
 
 
+def run_detached(daemon):
+    """After a handover under ``-d -b`` (handover.py): the process is the detached
+    daemon already, and its pid file names it.  Run ``daemon`` as ``_become_daemon``
+    does, and remove the pid file at the end, as the DaemonContext would have."""
+    daemon.premises.keep_lock()  # until this process exits, after the pid file is gone
+    try:
+        daemon.run()
+    finally:
+        path = daemon.premises.paths["pidfile"]
+        try:
+            with open(path, encoding="ascii", errors="replace") as stream:
+                ours = stream.read(64).split()[:1] == [str(os.getpid())]
+            if ours:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
 def start(daemon, timeout=READY_TIMEOUT):
     """Run ``daemon`` (a constructed daemon.Daemon) detached; its pid.
 

@@ -1,8 +1,8 @@
 """The clinit command line: its forms, its flags and its exit statuses.
 
 The common forms (``GROUP LEVEL``, ``-k``, ``-v``, ``-w``, ``-l``, ``-S``,
-``-r``, ``--stop``, ``--start``, ``--output``, with ``-c``, ``-s``, ``-t``,
-``--clstat``, ``-n``, ``-f``) are parsed by hand (``quick_parse``), so
+``-r``, ``--stop``, ``--start``, ``--output``, ``--reexec``, with ``-c``, ``-s``,
+``-t``, ``--clstat``, ``-n``, ``-f``) are parsed by hand (``quick_parse``), so
 that a tell costs little more than the interpreter's start-up; anything
 else (``-h``, ``-d``, the rarer flags, a usage error) goes through
 argparse, imported only then.  ``parse`` gives an Options either way, or exits 2
@@ -49,6 +49,7 @@ clinit [-v] [-w [-t SECONDS]] [-c CLTAB] [-s SOCKET] [GROUP] LEVEL
        clinit --stop|--start [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit --output [-n LINES] [-f] [-c CLTAB] [-s SOCKET] GROUP TAG
        clinit -d [-b] [-p PIDFILE] [-c CLTAB] [-s SOCKET]
+       clinit --reexec [-t SECONDS] [-c CLTAB] [-s SOCKET]
        clinit --check [-c CLTAB]
        clinit -h | --version"""
 
@@ -83,6 +84,7 @@ MODES = (
     ("--stop", "stop"),
     ("--start", "start"),
     ("--output", "output"),
+    ("--reexec", "reexec"),
 )
 DEFAULT_LINES = 10  # --output: how many lines
 
@@ -104,6 +106,7 @@ _QUICK_FLAGS = {
     "-v": "verbose", "--verbose": "verbose", "-w": "wait", "--wait": "wait", "-k": "kill", "--kill": "kill",
     "-l": "list", "--list": "list", "-S": "status", "--status": "status", "-r": "restart", "--restart": "restart",
     "--stop": "stop", "--start": "start", "--output": "output", "-f": "follow", "--follow": "follow",
+    "--reexec": "reexec",
 }
 _QUICK_VALUES = {
     "-c": "cltab", "--cltab": "cltab", "-s": "socket", "--socket": "socket", "-t": "timeout", "--timeout": "timeout",
@@ -163,7 +166,7 @@ def build_parser():
     add("-k", "--kill", action="store_true", help="shut down the daemon and all its children")
     add("-v", "--verbose", action="store_true", help="print the status after doing whatever else was asked")
     add("-w", "--wait", action="store_true", help="wait until the group settles at LEVEL and print its state (exit 1 if FAILED); with -k, until the daemon has exited")
-    add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124)")
+    add("-t", "--timeout", metavar="SECONDS", type=float, help="with -w: give up after SECONDS (exit 124); with --reexec: how long the groups may take to be at rest")
     add("-c", "--cltab", metavar="CLTAB", default=default_cltab(), help=f"the cltab (default ${CLTAB_VARIABLE}, else {DEFAULT_CLTAB})")
     add("-s", "--socket", metavar="SOCKET", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
     add("-l", "--list", action="store_true", help="list every entry (of GROUP): state, pid, starts, last exit, time in state, note, user, last output line")
@@ -175,6 +178,7 @@ def build_parser():
     add("--output", action="store_true", help="print the last lines the entry GROUP TAG wrote (its stdout and stderr)")
     add("-n", "--lines", metavar="LINES", type=int, help=f"with --output: how many lines (default {DEFAULT_LINES})")
     add("-f", "--follow", action="store_true", help="with --output: go on printing what it writes, as tail -f, until Ctrl-C")
+    add("--reexec", action="store_true", help="have the running daemon re-execute itself in place as the version installed, keeping its pid, its children and every group's state (a handover); -t bounds the wait for its groups to be at rest (default 60 s)")
     add("--check", action="store_true", help="check the cltab as the daemon would; print its warnings and who entries run as; exit 0, or 6 if it would be refused")
     add("--version", action="version", version=f"clinit {VERSION}")
     add("words", nargs="*", metavar="[GROUP] LEVEL", help="the group (default: the host name) and the level to move it to")
@@ -200,7 +204,7 @@ def usage_problem(args):
         return "-n and -f go with --output"
     if args.lines is not None and args.lines < 0:
         return "-n wants a number of lines, 0 or more"
-    if (args.list or args.status or args.restart or args.stop or args.start or args.output) and (
+    if (args.list or args.status or args.restart or args.stop or args.start or args.output or args.reexec) and (
         args.wait or args.verbose
     ):
         return f"{modes[0]} takes no -w or -v"
@@ -212,8 +216,10 @@ def usage_problem(args):
         return "-b and -p go with -d"
     if args.wait and not (args.kill or args.words):
         return "-w goes with a GROUP LEVEL or with -k"
-    if args.timeout is not None and not args.wait:
-        return "-t goes with -w"
+    if args.reexec and args.words:
+        return "--reexec takes no GROUP or LEVEL"
+    if args.timeout is not None and not (args.wait or args.reexec):
+        return "-t goes with -w or --reexec"
     if args.timeout is not None and not 0 <= args.timeout <= MAX_SECONDS:
         return f"-t wants a number of seconds, from 0 to {MAX_SECONDS:g}"
     for word in args.words:

@@ -2,7 +2,8 @@
 
 A tell (``GROUP LEVEL``, with ``-w``: and wait), a reread (no words),
 ``-k`` (with ``-w``: until the daemon has exited), ``-l``, ``-r``,
-``--stop``, ``--start`` and ``--output`` (cli_output.py).
+``--stop``, ``--start``, ``--output`` (cli_output.py) and ``--reexec``
+(the daemon re-executes itself: handover.py).
 ``run`` finds the socket, does what was asked and turns every error
 into the command's exit status (clinit(8), EXIT STATUS).  Each mode is
 a row of VERBS; the next verbs join there.
@@ -39,10 +40,11 @@ from .errors import (
     PermissionDenied,
     Timeout,
 )
-from .protocol import format_seconds
+from .protocol import REEXEC_DEFAULT, format_seconds
 from .settings import CLTAB_VARIABLE, DEFAULT_CLTAB
 
 POLL = 0.02  # seconds between looks at the daemon's lock while -k -w waits
+REEXEC_SLACK = 45.0  # seconds --reexec waits beyond -t: the new image's check and start
 
 # an error -> (exit status, whether -v still prints the status), first match wins
 _EXITS = (
@@ -147,6 +149,52 @@ def _output(client, args):
     return cli_output.show(client, args)
 
 
+def _image(answer):
+    """``(pid, started)`` of a ping Answer (started None from a daemon before 0.4.1)."""
+    words = answer.message.split()
+    pid = words[words.index("pid") + 1] if "pid" in words[:-1] else None
+    started = next((line.split()[1] for line in answer.lines if line.startswith("started ")), None)
+    return pid, started
+
+
+def _says(answer):
+    return " ".join((answer.message,) + answer.lines)
+
+
+def _reexec(client, args):
+    """--reexec: the daemon re-executes itself in place; the new image answers, and a
+    ping then shows the same pid with a new start."""
+    first = client.request("ping")  # no daemon: NotRunning, exit 3 (nothing to hand over)
+    before = first.message
+    seconds = REEXEC_DEFAULT if args.timeout is None else args.timeout
+    try:
+        answer = client.request("reexec", format_seconds(seconds), timeout=seconds + REEXEC_SLACK)
+    except NotRunning:
+        raise Error(
+            f"the daemon ({before}) closed the connection during the handover without answering:"
+            " the new image may have failed to start (see the daemon's log)"
+        ) from None
+    except Timeout as error:  # the daemon's (its groups were not at rest in time), or ours
+        raise Error(str(error)) from None
+    except DaemonError as error:
+        if str(error).startswith("unknown request 'reexec'"):  # clinit 0.4.0 and before
+            raise Error(
+                f"the running daemon ({before}) cannot hand over: it predates --reexec;"
+                " restart it when that suits (a restart halts its groups)"
+            ) from None
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted while waiting for the handover; the daemon does not hand over unless it has already"
+        ) from None
+    after = client.request("ping")
+    (pid, started), (new_pid, new_started) = _image(first), _image(after)
+    if new_pid != pid or new_started is None or new_started == started:
+        raise Error(f"the daemon answered {answer.message!r}, but it was {_says(first)!r} and is {_says(after)!r}")
+    print(answer.message)
+    return EXIT_OK
+
+
 def _reread(client, _args):
     _print_warnings(client.request("reread").warnings)
     return EXIT_OK
@@ -160,6 +208,7 @@ VERBS = (
     ("start", _start),
     ("output", _output),
     ("kill", _kill),
+    ("reexec", _reexec),
 )
 
 

@@ -4,35 +4,65 @@
 as the daemon would.  Both import the daemon's heavier modules (the
 cltab parser, logging, python-daemon), which the client path never
 loads: cli.py imports this module only for these two forms.
+
+A daemon that re-executed itself (a handover, handover.py) finds its
+record through CLINIT_REEXEC, which is taken out of the environment
+before anything else (its children never see it); under ``-d -b`` it
+is detached already: it keeps its pid file, and removes it at exit.
+``--check`` with CLINIT_REEXEC=probe is the handover's probe: it ends
+with the handover formats this version reads.
 """
 
+import os
 import sys
 
 from .cli_args import EXIT_CLTAB, EXIT_ERROR, EXIT_NOT_INSTALLED, EXIT_OK, say
 from .errors import CltabError, DaemonStartError, MissingDependency
 
 
+def _carried():
+    """The record of the handover this process is the end of, or None (carry.py)."""
+    from . import carry
+
+    value = os.environ.pop(carry.ENVIRONMENT, None)
+    if value is None:
+        return None
+    try:
+        return carry.receive(value)
+    except ValueError as error:
+        say(f"warning: {error}; starting afresh")
+        return None
+
+
 def run_daemon(args):
     """clinit -d [-b]: serve until shut down; the daemon's exit status."""
+    carried = _carried()
     try:
         from .daemon import Daemon
+        from .handover import own_command
 
+        detach = args.background and carried is None
         if args.background:
             from . import background
 
-            background.check_dependencies()
+            if detach:
+                background.check_dependencies()
         daemon = Daemon(
             cltab=args.cltab,
             socket_path=args.socket,
             pidfile_path=args.pidfile,
             log_to_stderr=not args.background,
             background=args.background,
+            command=own_command(args),
+            carried=carried,
         )
-        if args.background:
+        if detach:
             if daemon.refused_at_start is not None:  # said here: the log is all it says later
                 say(f"warning: {daemon.refused_at_start.path} refused: running on the last good one,"
                     f" {daemon.node.table.path}:\n{daemon.refused_at_start}")
             background.start(daemon)
+        elif args.background:
+            background.run_detached(daemon)
         else:
             daemon.run()
     except MissingDependency as error:
@@ -71,6 +101,10 @@ def check(args):
     for line in table.users:
         ids = "not looked up" if line.uid is None else f"uid {line.uid}, gid {line.gid}"
         print(f"{args.cltab}:{line.line}: {line.group}:{line.tag} runs as {line.user} ({ids})")
+    if os.environ.get("CLINIT_REEXEC") == "probe":
+        from .handover import probe_line
+
+        print(probe_line())
     return EXIT_OK
 
 

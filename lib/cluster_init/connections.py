@@ -18,11 +18,14 @@ eviction); ``requests`` (requests.py) decides what a request does.
   answer).  At most MAX_WAITERS are parked; past it, a wait is answered
   "busy".  When a parked client goes away, ``requests.gone`` is told.
   Only this module reads or writes a Connection's fields.
+* A handover (handover.py) passes the listening socket and the open
+  connections on across the daemon's exec (``carry``, ``take_over``).
 """
 
 import errno
 import logging
 import selectors
+import socket
 
 from .listener import Listener
 from .peers import Policy, Quieted, peer_of
@@ -110,6 +113,43 @@ class Server:
                 connection.outbuf = last_answer.encode()
             self._flush_and_close(connection)
         self.listener.close(unlink=True)
+
+    # a handover (handover.py): what goes across the exec, and taking it over
+    def carry(self, parked):
+        """``(listener, connections)`` to pass on: the listening socket (Listener.carry)
+        and ``(descriptor, bytes read, parked)`` of each connection of ``parked`` (to be
+        answered by the new image) and of each still sending its request.  Answers being
+        sent are sent first, as far as they go now; the exec closes what is not passed on."""
+        for connection in [c for c in self.connections if c.outbuf]:
+            self._write(connection)
+        kept = [c for c in self.connections if c in parked or c.idle]
+        return self.listener.carry(), [(c.sock.fileno(), bytes(c.inbuf), c in parked) for c in kept]
+
+    def take_over(self, path, socket_gid, listener, connections):
+        """After a handover: listen on the socket passed on (``(fd, inode)``; None: bind
+        ``path`` anew) and serve the connections passed on, ``(fd, bytes read, parked)``;
+        the parked ones wait for an answer (``answer``): they are returned."""
+        if listener is None:
+            self.listen(path, socket_gid)
+        else:
+            self.listener.take_over(path, socket_gid, *listener)
+        waiting, now = [], self.clock()
+        for fd, inbuf, parked in connections:
+            try:
+                sock = socket.socket(fileno=fd)
+                sock.setblocking(False)
+                peer = peer_of(sock)
+            except OSError:
+                continue  # gone meanwhile
+            connection = Connection(sock, now, peer)
+            connection.inbuf += inbuf
+            self.connections[connection] = None
+            self.selector.register(sock, selectors.EVENT_READ, self._on_event(connection))
+            if parked:
+                connection.parked = True
+                self.waiters += 1
+                waiting.append(connection)
+        return waiting
 
     # accepting
     def _on_accept(self, key, _mask):

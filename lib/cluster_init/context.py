@@ -124,6 +124,22 @@ class Context:
         """The History of ``entry`` (made on first use)."""
         return self.history.setdefault((entry.group, entry.tag), History())
 
+    def histories(self):
+        """Every History, as ``(group, tag, {field: value})`` rows (plain data)."""
+        return [
+            (group, tag, {name: getattr(h, name) for name in History.__slots__})
+            for (group, tag), h in self.history.items()
+        ]
+
+    def take_histories(self, rows):
+        """Remember what ``histories`` gave (a handover: the daemon before the exec); a
+        field this version does not know is left out."""
+        for group, tag, fields in rows:
+            history = self.history.setdefault((group, tag), History())
+            for name in History.__slots__:
+                if name in fields:
+                    setattr(history, name, fields[name])
+
 
 def _resolve(base, path):
     return os.path.normpath(path if base is None else os.path.join(base, path))

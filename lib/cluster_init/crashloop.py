@@ -140,6 +140,23 @@ class Respawns:
             return None
         return self.exits[extra - 1] + timing.start_limit_interval
 
+    def carried(self):
+        """All of it, as plain data (a handover carries it across the exec: the times
+        are on the monotonic clock, which an exec does not reset)."""
+        return {
+            "last_start": self.last_start, "rapid": self.rapid, "run_began": self.run_began,
+            "held_run": self.held_run, "exits": list(self.exits), "looping": self.looping,
+            "detaches": self.detaches, "status": self.status,
+        }
+
+    def take(self, carried):
+        """Be what ``carried`` (``carried()``'s, before the exec) says."""
+        self.last_start, self.rapid = carried["last_start"], int(carried["rapid"])
+        self.run_began, self.status = carried["run_began"], carried["status"]
+        self.held_run = tuple(carried["held_run"]) if carried["held_run"] is not None else None
+        self.exits = collections.deque(carried["exits"])
+        self.looping, self.detaches = bool(carried["looping"]), bool(carried["detaches"])
+
     def forget(self):
         """Forget the past exits and any crash loop (clinit -r)."""
         self.exits.clear()

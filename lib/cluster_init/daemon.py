@@ -20,8 +20,12 @@ writer); nothing polls.  After every wake-up it acts on the signals
 that arrived (``_signal_actions``), reaps and hands each exit to its
 machine, starts the next batch of children waiting to start (at most
 SPAWN_BATCH, or SPAWN_BUDGET seconds' worth, a pass, so clients are
-served between batches), fires the parts' due deadlines, and writes
-clstat if a group changed.  The loop decides no policy: the machines do.
+served between batches), fires the parts' due deadlines, writes
+clstat if a group changed, and lets a handover asked for go ahead
+(handover.py: the daemon re-executes itself in place once the node is at
+rest).  The loop decides no policy: the machines do.  An image started by
+a handover (``carried``) takes the lock, the socket, the connections and
+the groups over from the record instead of making them (carry.py).
 """
 
 import gc
@@ -29,12 +33,14 @@ import logging
 import os
 import selectors
 import signal
+import time
 
 from . import cltab as _cltab
 from . import lastgood
 from . import signals as _signals
 from .connections import Server
-from .errors import CltabError
+from .errors import CltabError, DaemonStartError
+from .handover import Handover
 from .node import Node, log_warnings, read_cltab
 from .peers import Policy
 from .premises import Premises
@@ -61,7 +67,11 @@ class Daemon:
     are used where the cltab sets none (None: the defaults); ``system``
     is the seam (sysapi.RealSystem when None).  Raises CltabError from
     the constructor if the cltab cannot be used, DaemonStartError from
-    ``run`` if the socket cannot be had.
+    ``run`` if the socket cannot be had.  ``command`` is what re-executes
+    the daemon in a handover (handover.own_command; None: it cannot);
+    ``carried`` the record of the handover this image is the end of
+    (carry.py): then the socket, the lock, the connections and the
+    groups are taken over from it instead of being made.
     """
 
     def __init__(
@@ -74,8 +84,13 @@ class Daemon:
         system=None,
         log_to_stderr=True,
         background=False,
+        command=None,
+        carried=None,
     ):
         self.system = system or RealSystem()
+        self.started = time.time()  # this image's start (the ping answer says it)
+        self.carried = carried
+        start_dir = carried["start_dir"] if carried is not None else None  # the first image's
         given = {"socket": socket_path, "clstat": clstat_path, "log": log_path, "pidfile": pidfile_path}
         cltab = _cltab.default_cltab() if cltab is None else cltab
         try:
@@ -83,16 +98,18 @@ class Daemon:
             self.refused_at_start = None
         except CltabError as error:  # the last good copy, if there is one; else refused
             path, signature = os.path.abspath(cltab), None
-            table = lastgood.fall_back(path, error, given, os.getcwd())
+            table = lastgood.fall_back(path, error, given, start_dir or os.getcwd())
             self.refused_at_start = error
-        self.premises = Premises(table, given, background, log_to_stderr)
+        self.premises = Premises(table, given, background, log_to_stderr, start_dir=start_dir)
         self.registry = Registry(self.system, immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
         context = self.premises.context(self.system, self.registry)
         self.node = Node(path, table, signature, context, settings_changed=self._cltab_applied)
         if self.refused_at_start is not None:
             self.node.refuse(self.refused_at_start)
         self.clstat = StatusWriter(self.premises.paths["clstat"], self.system.now, on_heartbeat=self._keep_premises)
-        self.requests = Requests(self.node, self.clstat, self.system.now)
+        self.requests = Requests(self.node, self.clstat, self.system.now, started=self.started)
+        self.handover = Handover(self, command, carried, self._watch_fd, self._unwatch_fd)
+        self.requests.hand_over_through(self.handover)
         self.node.subscribe(self.clstat.group_changed)  # clstat first: answers flush it
         self.node.subscribe(self.requests.group_changed)
         self.signal_box = _signals.SignalBox()
@@ -112,7 +129,7 @@ class Daemon:
             ("selector", self._open_selector, self._close_selector),
             ("open files limit", system.raise_open_files_limit, None),
             ("trusted directories", premises.check_trust, None),
-            ("lock", premises.lock, premises.unlock),
+            ("lock", self._lock, premises.unlock),
             ("last good cltab", self._keep_last_good, None),
             ("socket", self._listen, self._close_server),
             ("signals", self._catch_signals, self.signal_box.restore),
@@ -124,6 +141,7 @@ class Daemon:
             ("boot", self._boot, None),  # told, not settled: the loop starts their entries
             ("clstat", self.clstat.start, self._close_clstat),
             ("notify", premises.notify_ready, None),
+            ("handed over", self.handover.answer_waiting, None),
         )
 
     def run(self, ready=None):
@@ -137,6 +155,10 @@ class Daemon:
                 ready()
             self._loop()
             log.info("all groups halted; clinit exits")
+        except DaemonStartError as error:
+            if self.carried is not None:  # nobody sees our stderr, maybe: the log says it
+                log.error("the new image cannot start after the handover: %s", error)
+            raise
         finally:
             self._close()
 
@@ -152,20 +174,29 @@ class Daemon:
     def _close_selector(self):
         self.selector.close()
 
+    def _lock(self):
+        (self.premises.lock if self.carried is None else self.handover.take_lock)()
+
     def _listen(self):
-        self.premises.check_socket()
         policy = Policy(gid=self.premises.socket_gid)
         self.server = Server(self.selector, self.system.now, self.requests, policy)
         self.requests.answer_through(self.server.answer)
+        if self.carried is not None:
+            self.handover.take_socket()  # the socket and the connections passed on
+            return
+        self.premises.check_socket()
         self.server.listen(self.premises.socket_path, self.premises.socket_gid)
 
     def _close_server(self):
+        self.handover.close()
         self.server.close(Answer(False, "the daemon has shut down"))
 
     def _catch_signals(self):
         receiver = self.signal_box.install()
         self.selector.register(receiver, selectors.EVENT_READ, _woken)
         self.system.signals_changed()
+        if self.carried is not None:
+            self.handover.unblock()  # what came during the exec is handled now
 
     def _become_subreaper(self):
         if not self.system.become_subreaper():
@@ -175,17 +206,25 @@ class Daemon:
         self.system.become_subreaper(False)  # a process that ran a daemon in-process goes on
 
     def _restore(self):
-        """Take over what a dead predecessor on our socket left (node.py, adopt.py)."""
+        """Every group as it was before the handover (carry.py), or what a dead predecessor
+        on our socket left (node.py, adopt.py)."""
+        if self.carried is not None and self.handover.resume():
+            return
         self._restored = self.node.restore(self.clstat.previous(self.system.booted_at()))
 
     def _boot(self):
-        """Tell the groups of the cltab's boot lines their level, but those restored."""
+        """Tell the groups of the cltab's boot lines their level, but those restored; none
+        after a handover (every group is as it was: a halted one stays halted)."""
+        if self.carried is not None:
+            return
         self.node.boot(self._restored)
 
     def _announce(self):
+        how = "started" if self.carried is None else f"took over from clinit {self.carried['version']} in place"
         log.info(
-            "clinit %s started, pid %d, cltab %s, socket %s",
+            "clinit %s %s, pid %d, cltab %s, socket %s",
             VERSION,
+            how,
             os.getpid(),
             self.node.path,
             self.premises.socket_path,
@@ -229,7 +268,7 @@ class Daemon:
 
     def _timed(self):
         """The parts with deadlines: each has ``next_deadline()`` and ``fire_due(now)``."""
-        return (self.registry, self.server, self.clstat, self.node.sweep)
+        return (self.registry, self.server, self.clstat, self.node.sweep, self.handover)
 
     def _loop(self):
         actions = self._signal_actions()
@@ -246,6 +285,7 @@ class Daemon:
             for part in self._timed():
                 part.fire_due(now)
             self.clstat.flush()
+            self.handover.step()  # a handover asked for: the exec, once the node is at rest
 
     def _timeout(self):
         if self.registry.spawns_waiting():

@@ -21,7 +21,9 @@ Told a level, a group
 An entry in both the old and the new level keeps running untouched.
 A new level told in the middle of any of this redirects the group.
 HALT stops every entry and returns the group to CONFIGURED.  Each
-change of state is reported to ``observer(group)``.
+change of state is reported to ``observer(group)``.  After a crash a
+group is restored from what is left (``restore``, adopt.py); after a
+handover, resumed exactly as it was (``resume``, carry.py).
 
 At rest (DONE, PASSED, FAILED), one entry of the level may be stopped
 by hand and kept stopped, or started again (``stop_entry``,
@@ -85,6 +87,12 @@ class Group(Verdicts, Machine):
     def restore(self, plan):
         """Take over what a dead predecessor left of this group (adopt.GroupPlan)."""
         self.post(GroupEvent.RESTORE, plan)
+
+    def resume(self, level, state, adoptions, stuck=None, told_at=None):
+        """After a handover: be at ``level`` in ``state`` (a GroupState at rest) with the
+        machines it had, ``(entry, adopt.Adoption)`` each, FAILED for good ``stuck`` (why)
+        and told at ``told_at``; nothing is started or stopped."""
+        self.post(GroupEvent.RESUME, (level, state, adoptions, stuck, told_at))
 
     def stop_entry(self, tag):
         """Stop entry ``tag`` of the level by hand and keep it stopped (only at rest)."""
@@ -217,6 +225,17 @@ class Group(Verdicts, Machine):
             return GroupEvent.ANY_FAILED  # its services died with the daemon: nothing is started
         return self._start_next(None)
 
+    def _resume(self, carried):
+        """See ``resume``: the machines take the states they had; the verdict names ours."""
+        level, state, adoptions, self._stuck, self.told_at = carried
+        self.target = self.level = level
+        for entry, adoption in adoptions:
+            proc = Process(entry, self.ctx, on_change=self._proc_changed)
+            self._procs[entry.tag] = proc
+            proc.adopt(adoption)
+        verdicts = {GroupState.DONE: GroupEvent.ALL_DONE, GroupState.PASSED: GroupEvent.ALL_PASSED}
+        return verdicts.get(state, GroupEvent.ANY_FAILED if state is GroupState.FAILED else None)
+
     def _check_procs(self, proc):
         """Settled yet?  Each process's change costs O(1) until the last one settles."""
         if proc is None:  # entering CHECKING: which of the level's processes do we wait for
@@ -276,9 +295,14 @@ class Group(Verdicts, Machine):
 # * a settled group turns FAILED when a respawn entry of its level starts
 #   crash-looping or cannot start again, and heals (FAILED -> DONE) once
 #   they are all up, if nothing else failed it.
+# * a handover resumes a group at rest straight in the state it had.
 Group.TABLE = {
     (GroupState.CONFIGURED, GroupEvent.TELL): (GroupState.STARTING, Group._start_next),
     (GroupState.CONFIGURED, GroupEvent.RESTORE): (GroupState.STARTING, Group._restore),  # (+) adoption after a crash
+    (GroupState.CONFIGURED, GroupEvent.RESUME): (GroupState.CONFIGURED, Group._resume),  # (+) a handover
+    (GroupState.CONFIGURED, GroupEvent.ALL_DONE): (GroupState.DONE, None),  # (+) resumed DONE
+    (GroupState.CONFIGURED, GroupEvent.ALL_PASSED): (GroupState.PASSED, None),  # (+) resumed PASSED
+    (GroupState.CONFIGURED, GroupEvent.ANY_FAILED): (GroupState.FAILED, None),  # (+) resumed FAILED
     (GroupState.CONFIGURED, GroupEvent.HALT): (GroupState.CONFIGURED, None),
     (GroupState.CONFIGURED, GroupEvent.PROC): (GroupState.CONFIGURED, None),  # (+)
     (GroupState.STARTING, GroupEvent.PROC): (GroupState.STARTING, Group._continue_start),

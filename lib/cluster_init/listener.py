@@ -7,7 +7,9 @@ through trusted directories and symlinks only).  ``is_ours`` tells whether
 the file at the path is still the one we bound; ``relisten`` binds it
 again after someone removed or replaced it (the daemon holds the lock
 beside it, premises.py, so no other daemon may have it).  With no
-descriptor left, accepting pauses (``pause``) instead of spinning.
+descriptor left, accepting pauses (``pause``) instead of spinning.  A
+handover passes the listening socket on across the exec (``carry``,
+``take_over``): clients that connect meanwhile wait in its queue.
 """
 
 import logging
@@ -47,6 +49,26 @@ class Listener:
         except OSError as error:
             sock.close()
             raise DaemonStartError(f"cannot listen on {path}: {safepath.reason(error, path)}") from None
+        sock.setblocking(False)
+        self.sock = sock
+        self.selector.register(sock, selectors.EVENT_READ, self.on_accept)
+
+    def carry(self):
+        """What a handover passes on: ``(descriptor, inode)`` of the listening socket,
+        or None when there is none (a relisten failed)."""
+        return None if self.sock is None else (self.sock.fileno(), self.inode)
+
+    def take_over(self, path, gid, fd, inode):
+        """Listen on the socket a handover passed on: descriptor ``fd``, bound to ``path``
+        by the image before the exec.  DaemonStartError if it is not that socket."""
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError as error:
+            raise DaemonStartError(f"the socket passed on (descriptor {fd}): {error.strerror or error}") from None
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or sock.getsockname() != path:
+            sock.detach()
+            raise DaemonStartError(f"descriptor {fd} is not the socket {path}")
+        self.path, self.gid, self.inode = path, gid, inode
         sock.setblocking(False)
         self.sock = sock
         self.selector.register(sock, selectors.EVENT_READ, self.on_accept)

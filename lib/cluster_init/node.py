@@ -8,6 +8,8 @@
   that left the cltab is halted and then forgotten;
 * ``restore``: what a dead predecessor on the same socket left is adopted
   (adopt.py plans it) before anything is served;
+* ``unrest`` says what keeps the node from a handover (a transition under
+  way); ``resume`` takes every group back as it was after one (carry.py);
 * ``boot``: then each group of the cltab's boot lines that nothing
   restored is told its boot level (boot.py);
 * ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1;
@@ -30,7 +32,7 @@ from . import settings as _settings
 from .errors import CltabError
 from .group import Group
 from .protocol import LIST_FIELDS
-from .states import GroupState
+from .states import AT_REST_GROUP_STATES, CARRIED_PROC_STATES, GroupState, ProcState
 from .sweep import Sweep
 
 log = logging.getLogger("cluster_init")
@@ -257,6 +259,38 @@ class Node:
             self._leave(group)
         elif not pidfds and plan.adoptions:
             group.halt()
+
+    # a handover: the daemon re-executes itself (handover.py, carry.py)
+    def unrest(self):
+        """What keeps the node from a handover now, or None when it is at rest: every
+        group settled or halted, and no process of it being started or stopped."""
+        if self.halting:
+            return "the daemon is shutting down"
+        for name, group in self.groups.items():
+            if group.state not in AT_REST_GROUP_STATES or name in self.leaving:
+                return f"group {name} is {group.state}"
+            for tag, proc in group.machines():
+                starting = proc.state is ProcState.RUNBG and proc.pid is None  # its spawn is asked for
+                if proc.state not in CARRIED_PROC_STATES or proc.restarting or starting:
+                    return f"{name}:{tag} is {proc.state}"
+        if self.ctx.registry.spawns_waiting():
+            return "children are waiting to be started"
+        return None
+
+    def resume(self, groups, histories):
+        """After a handover: each group as it was, ``(name, level, GroupState,
+        [(entry, adopt.Adoption)])`` in clstat's order, and the entries' histories
+        (Context.histories).  Nothing is started or stopped; a group that left the
+        cltab meanwhile is halted, as a reread would."""
+        self.ctx.take_histories(histories)
+        for name, level, state, adoptions, stuck, told_at in groups:
+            in_cltab = bool(self.table.entries_of(name))
+            group = self._group(name, entries=None if in_cltab else ())
+            group.resume(level, state, adoptions, stuck, told_at)
+            self._group_changed(group)  # clstat keeps its order, and a halted group its line
+            log.info("group %s resumed at level %s %s", name, group.level, group.state)
+            if not in_cltab:
+                self._leave(group)
 
     def _pidfds_work(self):
         system = self.ctx.system

@@ -17,7 +17,10 @@
   again when someone removed it (``retake_lock``);
 * the log (logfile.py): opened at start, reopened on SIGHUP;
 * what ``clinit -d -b`` checks before it detaches (``check_files``);
-* sd_notify: READY=1 to systemd when NOTIFY_SOCKET is set.
+* sd_notify: READY=1 to systemd when NOTIFY_SOCKET is set (RELOADING=1
+  before a handover);
+* a handover (handover.py) passes the lock on across the exec
+  (``take_lock``), and says where the first image started (``start_dir``).
 
 Every failure to start is a DaemonStartError that says what to set.
 """
@@ -142,8 +145,8 @@ class Premises:
     Raises CltabError if the socket group does not exist.
     """
 
-    def __init__(self, table, given, background=False, log_to_stderr=True):
-        self.start_dir = os.getcwd()
+    def __init__(self, table, given, background=False, log_to_stderr=True, start_dir=None):
+        self.start_dir = start_dir or os.getcwd()  # a handover says where the first image started
         self.umask = os.umask(0o022)  # children's; clinit -d -b keeps it as the daemon's
         os.umask(self.umask)
         self.given = dict(given)
@@ -268,6 +271,18 @@ class Premises:
         if self.lock_fd is None:
             self.lock_fd = socketlock.acquire(self.paths["socket"])
 
+    def take_lock(self, fd):
+        """A handover passed the lock on (descriptor ``fd``, locked before the exec): hold
+        it, or, when the lock file was removed or replaced meanwhile, lock it anew."""
+        if socketlock.still_ours(fd, self.paths["socket"]):
+            self.lock_fd = fd
+            return
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # not open: the exec did not keep it
+        self.lock()
+
     def keep_lock(self):
         """Hold the lock until this process exits, past ``unlock`` (clinit -d -b: until
         after the pid file is gone)."""
@@ -342,3 +357,9 @@ class Premises:
         """Tell systemd (Type=notify) that the daemon serves, if it asked."""
         if self.notify_socket:
             sd_notify(self.notify_socket, f"READY=1\nMAINPID={os.getpid()}")
+
+    def notify_reloading(self, now):
+        """Tell systemd that the daemon is about to re-execute itself (``now``: the
+        monotonic clock); READY=1 follows from the new image, or from us if it fails."""
+        if self.notify_socket:
+            sd_notify(self.notify_socket, f"RELOADING=1\nMONOTONIC_USEC={int(now * 1e6)}")

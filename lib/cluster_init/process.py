@@ -20,14 +20,18 @@ machine never sleeps and never calls ``os``.  The registry starts the
 command (``spawn_request``, then ``spawned`` or ``spawn_failed``) and
 hands it every exit (``exited``, ``members_changed``).
 
-A daemon started where its predecessor died adopts what it left
-(``adopt``, an adopt.Adoption), watched through pidfds: their exit
-status cannot be known, so an adopted ``test`` that exits FAILs
-("result unknown after adoption"), an adopted ``wait`` is done.
+A daemon that starts where its predecessor died adopts the processes it
+left (``adopt``, an adopt.Adoption); the registry watches their pidfds
+(they are not our children), so their exit status cannot be known: an
+adopted ``test`` that exits FAILs ("result unknown after adoption"), an
+adopted ``wait`` is done.  After a handover (the daemon re-executed
+itself) an Adoption carries the machine's own state, times and counts.
+adoption.py has the machine's side of both (``adopt``, ``_adopt``).
 """
 
 import logging
 
+from .adoption import Adopting
 from .byhand import HAND_ROWS, HandControl
 from .crashloop import RespawnActions, Respawns
 from .machine import Machine
@@ -40,7 +44,7 @@ log = logging.getLogger("cluster_init")
 _MODE_VERDICTS = {mode: ProcEvent[mode.upper()] for mode in ("wait", "once", "respawn", "test", "off")}
 
 
-class Process(HandControl, RespawnActions, Machine):
+class Process(Adopting, HandControl, RespawnActions, Machine):
     """One cltab entry's process.  See the module docstring (crashloop.py has the
     actions of a respawn entry's starts and exits, and ``trouble``; byhand.py those
     of a stop and a start by hand)."""
@@ -61,6 +65,7 @@ class Process(HandControl, RespawnActions, Machine):
         self.adopted = False
         self.failure = None  # why the last start failed
         self.restarting = False  # stopping to start again (clinit -r)
+        self._since = None  # a handover: when it entered the state it takes
         self.history = context.history_of(entry)  # starts and last exit, across machines
         context.registry.add(self)
 
@@ -80,10 +85,6 @@ class Process(HandControl, RespawnActions, Machine):
         """A process that was not a leader exited: while lingering, look again."""
         if self.state is ProcState.LINGERING:
             self.post(ProcEvent.REAPED)
-
-    def adopt(self, adoption):
-        """Take over processes a dead predecessor left (or restore a state it had)."""
-        self.post(ProcEvent.ADOPT, adoption)
 
     def restart(self):
         """Stop gracefully and start again at the same level, clearing a respawn hold-back."""
@@ -148,6 +149,8 @@ class Process(HandControl, RespawnActions, Machine):
         log.debug("%s: %s -> %s", self.describe(), old, self.state)
 
     def settled(self):
+        if self._since is not None:
+            self.since, self._since = self._since, None
         if self.on_change is not None:
             self.on_change(self)
 
@@ -242,23 +245,6 @@ class Process(HandControl, RespawnActions, Machine):
         self.respawns.forget()
         return ProcEvent.START
 
-    def _adopt(self, adoption):
-        """The registry watches the adopted processes' pidfds; their exits come back here."""
-        self.adopted = True
-        self.level = adoption.level
-        self.remains.adopt(adoption.pgids)
-        for pid in adoption.pids:
-            leader = pid == adoption.leader
-            if self.ctx.registry.watch_adopted(pid, self, leader=leader) and leader:
-                self.pid = pid
-        if (
-            adoption.leader is not None
-            and self.pid is None
-            and adoption.verdict in (ProcEvent.ADOPTED_RUNNING, ProcEvent.ADOPTED_RUNTEST)
-        ):
-            return ProcEvent.ADOPTED_DONE  # its leader cannot be watched: count it as done
-        return adoption.verdict
-
 
 # The whole machine.  Rows marked (+) are ours, not the Perl diagram's:
 # explicit no-ops where the Perl one logged a stray event, the respawn
@@ -326,6 +312,9 @@ Process.TABLE = {
     (ProcState.SETUP, ProcEvent.ADOPTED_DONE): (ProcState.DONE, None),
     (ProcState.SETUP, ProcEvent.ADOPTED_PASS): (ProcState.PASS, None),
     (ProcState.SETUP, ProcEvent.ADOPTED_FAIL): (ProcState.FAIL, None),
+    (ProcState.SETUP, ProcEvent.ADOPTED_PAUSING): (ProcState.PAUSING, None),  # a handover: held back, or between starts
+    (ProcState.SETUP, ProcEvent.ADOPTED_IDLE): (ProcState.CONFIGURED, None),  # a handover: off, or its start failed
+    (ProcState.SETUP, ProcEvent.ADOPTED_RUNBG): (ProcState.RUNBG, None),  # a handover: not up start_seconds yet
     # (+) clinit -r: stop gracefully, then start again at the same level
     (ProcState.RUNFG, ProcEvent.RESTART): (ProcState.STOPPING, Process._begin_restart),
     (ProcState.RUNNING, ProcEvent.RESTART): (ProcState.STOPPING, Process._begin_restart),

@@ -40,7 +40,17 @@ Requests::
                        -> error GROUP:TAG writes where the daemon writes ...
     shutdown           halt every group, then exit
                        -> ok all groups halting
-    ping               -> ok clinit VERSION pid PID
+    ping               -> ok clinit VERSION pid PID, then "started SECONDS":
+                          when this image of the daemon started, since the
+                          epoch (a handover changes it, not PID); a data
+                          line, so that the first line keeps its old form
+    reexec [SECONDS]   hand over: the daemon re-executes itself in place as
+                       the version installed (handover.py), once every
+                       group is at rest, waiting up to SECONDS (default
+                       REEXEC_DEFAULT); answered by the new image
+                       -> ok handed over: clinit VERSION runs on as pid PID ...
+                       -> error not handed over: WHY
+                       -> error timeout: not handed over within SECONDS s: WHY
 
 Error answers whose message starts with one of ERROR_KINDS tell the
 client what kind of failure it was: ``cltab refused`` (followed by one
@@ -58,6 +68,7 @@ Imports nothing: the clinit command's client path uses it.
 MAX_REQUEST = 64 * 1024
 ENCODING = "utf-8"
 WAIT_DEFAULT = 300.0  # seconds a wait request may wait when it names none
+REEXEC_DEFAULT = 60.0  # seconds a reexec request waits for the groups to be at rest
 MAX_SECONDS = 1e8  # the longest wait a request may name (three years)
 WARNING = "warning: "
 
@@ -81,6 +92,7 @@ VERBS = {
     "output": (("group", "tag"), 0),
     "shutdown": ((), 0),
     "ping": ((), 0),
+    "reexec": (("seconds",), 1),
 }
 
 # the fields of a "list" data line, in order

@@ -118,16 +118,18 @@ class Registry:
         """Have ``watcher()`` called whenever a process that was no leader of ours exits."""
         self._stray_watchers.append(watcher)
 
-    def watch_adopted(self, pid, machine, leader=False):
+    def watch_adopted(self, pid, machine, leader=False, watch=None):
         """Watch ``pid``, which is not our child, through a pidfd; False if it cannot be.
 
         Its exit goes to ``machine``: as ``exited(pid, None)`` if it is the
         machine's ``leader`` (the status of a process that is not our
         child cannot be known), else as ``members_changed()``.  It cannot
-        be watched when it is gone already or pidfds are missing.
+        be watched when it is gone already or pidfds are missing.  ``watch``
+        is a pidfd of it already open (a handover passes them on, so that an
+        exit during the exec is not missed).
         """
         try:
-            fd = self.system.watch_process(pid)
+            fd = self.system.watch_process(pid) if watch is None else watch
         except ProcessLookupError:
             return False  # gone meanwhile: the group check finds out
         if fd is None:
@@ -138,6 +140,11 @@ class Registry:
         if self.watch_fd is not None:
             self.watch_fd(fd, lambda: self.pidfd_readable(fd))
         return True
+
+    def watched(self, machine):
+        """``(pid, pidfd)`` of each process watched through a pidfd for ``machine``
+        (adopted after a crash), sorted."""
+        return sorted((pid, fd) for fd, (pid, owner) in self._pidfds.items() if owner is machine)
 
     def pidfd_readable(self, fd):
         """An adopted process exited (its pidfd ``fd`` is readable): tell its machine."""

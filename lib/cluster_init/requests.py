@@ -21,7 +21,7 @@ import os
 from . import listing, why
 from .connections import Park
 from .errors import CltabError
-from .protocol import CLTAB_REFUSED, TIMEOUT, WAIT_DEFAULT, Answer
+from .protocol import CLTAB_REFUSED, REEXEC_DEFAULT, TIMEOUT, WAIT_DEFAULT, Answer
 from .states import AT_REST_GROUP_STATES, SETTLED_GROUP_STATES, GroupState, ProcState
 from .version import VERSION
 
@@ -81,11 +81,13 @@ def no_entries_warning(group, level, entries):
 class Requests:
     """The verbs, over a Node, a StatusWriter (clstat) and the System's ``clock``."""
 
-    def __init__(self, node, clstat, clock):
+    def __init__(self, node, clstat, clock, started=None):
         self.node = node
         self.clstat = clstat
         self.clock = clock
+        self.started = started  # when this image of the daemon started (seconds since the epoch)
         self.reply = None  # reply(connection, answer): how a parked connection is answered
+        self.handover = None  # handover.Handover: the reexec request and its waiting clients
         self._by_group = {}  # group -> {connection: (level, seconds)}, oldest first
         self._group_of = {}  # parked connection -> its group
         self.verbs = {
@@ -100,11 +102,16 @@ class Requests:
             "output": self.output,
             "shutdown": self.shutdown,
             "ping": self.ping,
+            "reexec": self.reexec,
         }
 
     def answer_through(self, reply):
         """Answer parked connections with ``reply(connection, answer)`` (the server's)."""
         self.reply = reply
+
+    def hand_over_through(self, handover):
+        """Have ``reexec`` requests, and their waiting clients, handled by ``handover``."""
+        self.handover = handover
 
     # what the server calls
     def handle(self, connection, request):
@@ -120,11 +127,15 @@ class Requests:
 
     def expired(self, connection):
         """The answer to a wait whose deadline passed; the wait is forgotten."""
+        if self.handover is not None and self.handover.waits(connection):
+            return self.handover.expired(connection)
         group, level, seconds = self._forget(connection)
         return Answer(False, f"{TIMEOUT}: {group} did not settle at level {level} within {seconds:g} s")
 
     def gone(self, connection):
         """The client of a parked connection went away (or the server closes)."""
+        if self.handover is not None:
+            self.handover.gone(connection)
         self._forget(connection)
 
     def waiting(self, group=None):
@@ -324,4 +335,17 @@ class Requests:
         return Answer(True, "all groups halting")
 
     def ping(self, _connection):
-        return Answer(True, f"clinit {VERSION} pid {os.getpid()}")
+        started = () if self.started is None else (f"started {self.started:.6f}",)  # a data line
+        return Answer(True, f"clinit {VERSION} pid {os.getpid()}", started)
+
+    def reexec(self, connection, seconds=None):
+        """Hand over (handover.py): answered by the new image, or with why not."""
+        if self.node.halting:
+            return Answer(False, "the daemon is shutting down")
+        if self.handover is None:
+            return Answer(False, "this daemon cannot re-execute itself")
+        try:
+            self.node.reread()  # the new image reads it too: one that is refused is not handed over
+        except CltabError as error:
+            return refusal(error)
+        return self.handover.ask(connection, REEXEC_DEFAULT if seconds is None else float(seconds))

@@ -10,9 +10,12 @@ SIGTERM is acted on however many SIGCHLDs came with it.  The loop calls
 Every signal a daemon may be sent is either handled (recorded) or
 ignored; none is fatal but SIGKILL and the fault signals (FAULTS), which
 mean the daemon itself is broken.  Children get the default disposition of every
-signal back before they exec (launcher.changed_signals).
+signal back before they exec (launcher.changed_signals).  A handover blocks
+every handled signal across the daemon's own exec (``block_for_exec``), so
+that one sent meanwhile waits for the new image's handlers.
 """
 
+import os
 import signal
 import socket
 
@@ -87,6 +90,17 @@ class SignalBox:
         pending, self.pending = self.pending, set()
         return pending
 
+    def block_for_exec(self):
+        """Before the daemon re-executes itself (a handover): block every handled signal,
+        so that one sent from now on waits, pending across the exec, for the new image's
+        handlers, and send those recorded but not acted on yet to ourselves again, to wait
+        the same way.  The signals blocked (``unblock`` them, in either image)."""
+        blocked = sorted((*HANDLED, *REALTIME))
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        for signum in sorted(self.take()):
+            os.kill(os.getpid(), signum)
+        return blocked
+
     def restore(self):
         if self._saved is not None:
             old_fd, old = self._saved
@@ -98,3 +112,8 @@ class SignalBox:
             if end is not None:
                 end.close()
         self.receiver = self._sender = None
+
+
+def unblock(signums):
+    """Unblock ``signums`` (``block_for_exec``'s): those pending are handled now."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signums)

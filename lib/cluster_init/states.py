@@ -82,6 +82,9 @@ class ProcEvent(_Named):
     ADOPTED_DONE = enum.auto()
     ADOPTED_PASS = enum.auto()
     ADOPTED_FAIL = enum.auto()
+    ADOPTED_PAUSING = enum.auto()  # a handover: a respawn entry between two starts, or held back
+    ADOPTED_IDLE = enum.auto()  # a handover: not running (off, or its start failed)
+    ADOPTED_RUNBG = enum.auto()  # a handover: a respawn entry started, not up start_seconds yet
 
 
 class GroupState(_Named):
@@ -110,6 +113,7 @@ class GroupEvent(_Named):
     HALT = enum.auto()
     PROC = enum.auto()
     RESTORE = enum.auto()  # a new daemon takes over what its dead predecessor left
+    RESUME = enum.auto()  # the daemon re-executed itself (a handover): the group as it was
     STOP_ENTRY = enum.auto()  # stop one entry by hand (clinit --stop)
     START_ENTRY = enum.auto()  # start one entry by hand (clinit --start)
     ALL_STARTED = enum.auto()
@@ -144,6 +148,20 @@ STARTING_PROC_STATES = frozenset({ProcState.SETUP, ProcState.RUNBG})
 
 DONE_PROC_STATES = frozenset({ProcState.DONE, ProcState.PASS, ProcState.PAUSING})
 """A process that lets its group settle DONE (a respawn held back counts as done)."""
+
+CARRIED_PROC_STATES = frozenset(
+    {
+        ProcState.CONFIGURED,
+        ProcState.DONE,
+        ProcState.PASS,
+        ProcState.FAIL,
+        ProcState.PAUSING,
+        ProcState.RUNNING,
+        ProcState.RUNTEST,
+        ProcState.RUNBG,  # started, waiting to be up start_seconds (Node.unrest: not a start asked for)
+    }
+)
+"""A process a handover carries over as it is: nothing of it is being started or stopped."""
 
 SETTLED_GROUP_STATES = frozenset({GroupState.DONE, GroupState.PASSED, GroupState.FAILED})
 """A group that has settled at its level: ``clinit -w`` answers."""
