@@ -13,7 +13,9 @@ handover passes the listening socket on across the exec (``carry``,
 """
 
 import logging
+import os
 import selectors
+import socket
 import stat
 
 from . import safepath
@@ -22,6 +24,17 @@ from .errors import DaemonStartError
 log = logging.getLogger("cluster_init")
 
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+
+
+def _bound_to(sock, path):
+    """True when ``sock`` was bound to ``path``: by it, or through the directory's
+    descriptor (safepath binds ``/proc/self/fd/N/NAME``)."""
+    address = sock.getsockname()
+    if address == path:
+        return True
+    head, _, name = address.rpartition("/")
+    fd_dir, _, number = head.rpartition("/")
+    return fd_dir == safepath.PROC_FD and number.isdigit() and name == os.path.basename(path)
 
 
 class Listener:
@@ -65,7 +78,7 @@ class Listener:
             sock = socket.socket(fileno=fd)
         except OSError as error:
             raise DaemonStartError(f"the socket passed on (descriptor {fd}): {error.strerror or error}") from None
-        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or sock.getsockname() != path:
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or not _bound_to(sock, path):
             sock.detach()
             raise DaemonStartError(f"descriptor {fd} is not the socket {path}")
         self.path, self.gid, self.inode = path, gid, inode
