@@ -12,7 +12,7 @@
   way); ``resume`` takes every group back as it was after one (carry.py);
 * ``boot``: then each group of the cltab's boot lines that nothing
   restored is told its boot level (boot.py);
-* ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1;
+* ``rows`` for ``clinit -l``, ``dump`` for SIGUSR1 (nodeview.py);
 * ``shutdown`` halts every group, and sweeps what no entry's stop reaches
   (sweep.py); ``finished`` says when all are halted and swept.
 
@@ -27,11 +27,10 @@ import os
 
 from . import adopt
 from . import cltab as _cltab
-from . import listing
+from . import nodeview
 from . import settings as _settings
 from .errors import CltabError
 from .group import Group
-from .protocol import LIST_FIELDS
 from .states import AT_REST_GROUP_STATES, CARRIED_PROC_STATES, GroupState, ProcState
 from .sweep import Sweep
 
@@ -300,52 +299,12 @@ class Node:
         system.unwatch_process(watch)
         return True
 
-    # what the operator sees
-    def entries_and_machines(self, name):
-        """``(entry, machine or None, left the cltab)``: the group's entries in file
-        order, then the machines whose entry left the cltab."""
-        group = self.groups.get(name)
-        machines = group.machines() if group is not None else []
-        entries = self.table.entries_of(name)
-        tags = {entry.tag for entry in entries}
-        listed = [(entry, group.machine(entry.tag) if group is not None else None, False) for entry in entries]
-        listed += [(proc.entry, proc, True) for tag, proc in machines if tag not in tags]
-        return listed
-
+    # what the operator sees (nodeview.py)
     def rows(self, names=None):
         """The ``clinit -l`` fields (protocol.LIST_FIELDS) of every entry of ``names``
         (default: every group)."""
-        now = self.ctx.system.now()
-        listed = [
-            item for name in (self.names() if names is None else names) for item in self.entries_and_machines(name)
-        ]
-        lines = listing.last_outputs([(entry, proc) for entry, proc, _left in listed], self.ctx)
-        return [listing.row(entry, proc, self.ctx, now, left, lines) for entry, proc, left in listed]
+        return nodeview.rows(self, names)
 
     def dump(self):
         """SIGUSR1: the state of every group and of every entry (as clinit -l has it), to the log."""
-        log.info(
-            "state dump: %d group(s), %d process(es) running",
-            len(self.groups),
-            len(self.ctx.registry.live_pids()),
-        )
-        now = self.ctx.system.now()
-        for name in self.names():
-            group = self.groups.get(name)
-            if group is not None:
-                log.info("group %s: level %s %s", name, group.level, group.state)
-            else:
-                log.info("group %s: never told", name)
-            for entry, proc, left in self.entries_and_machines(name):
-                fields = dict(zip(LIST_FIELDS, listing.row(entry, proc, self.ctx, now, left)))
-                log.info(
-                    "  %s:%s: %s, pid %s, started %s time(s), last exit %s%s%s",
-                    name,
-                    entry.tag,
-                    fields["state"],
-                    fields["pid"],
-                    fields["starts"],
-                    fields["last_exit"],
-                    "" if fields["since"] == "-" else f", {fields['since']}s in its state",
-                    "" if fields["note"] == "-" else f" ({fields['note']})",
-                )
+        nodeview.dump(self)
