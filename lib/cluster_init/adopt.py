@@ -8,7 +8,9 @@ cltab and the old clstat (ignored when written before the machine last
 booted) into what each group is to become, one GroupPlan each:
 
 * SETTLED: the old clstat says the group had settled at the level its
-  processes were started at (or there is no clstat line for it).  Its
+  processes were started at, or at one where all their entries run too
+  (processes kept across a level change), or there is no clstat line
+  for it.  Its
   processes are adopted: a ``wait`` entry whose shell still runs is
   RUNNING, a ``test`` entry RUNTEST, the others DONE (their exits come
   through pidfds; their exit status cannot be known).  The level's
@@ -168,6 +170,13 @@ def foreign(found, table, own_uid):
     return own, strangers
 
 
+def _all_run_at(entries, tags, level):
+    """True when every tag found is an entry that runs at ``level`` too: its processes,
+    started at an earlier level, were kept when the group was told ``level``."""
+    runs = {entry.tag for entry in entries if entry.runs_at(level)}
+    return all(tag in runs for tag in tags)
+
+
 def plan(found, table, old_rows):
     """The GroupPlans for the processes ``found`` (marks.Found), the cltab
     ``table`` and the old clstat's ``old_rows`` ((group, level, state) rows)."""
@@ -181,6 +190,8 @@ def plan(found, table, old_rows):
         levels = collections.Counter(p.level for processes in tags.values() for p in processes)
         level = levels.most_common(1)[0][0] or "?"
         old_level, old_state = old.get(name, (None, None))
+        if old_level is not None and _all_run_at(table.entries_of(name), tags, old_level):
+            level = old_level  # started at another level, kept across the change to this one
         kind = _kind(old_level, old_state, level)
         plan_ = GroupPlan(name, level, kind, old_state if old_level == level else None, bool(table.entries_of(name)))
         entries = {entry.tag: entry for entry in table.entries_of(name)}
