@@ -106,10 +106,10 @@ class FakeSystem:
     def group_alive(self, pgid):
         return pgid in self.live or bool(self.members.get(pgid))
 
-    def group_is_ours(self, pgid, daemon_id, group, tag):
+    def group_is_ours(self, pgid, daemon_id, group, tag, uid=None):
         return pgid not in self.strangers and self.group_alive(pgid)
 
-    def marked(self, daemon_id, group, tag):
+    def marked(self, daemon_id, group, tag, uid=None):
         return sorted(pid for pid, marks in self.escapees.items() if marks == (group, tag))
 
     def find_marked(self, daemon_id, uids=None):

@@ -15,7 +15,7 @@ from cluster_init.context import Timing
 from cluster_init.process import Process
 from cluster_init.states import ProcEvent as E
 from cluster_init.states import ProcState as S
-from cluster_init import sysapi
+from cluster_init import cltab, remains, sysapi
 
 from machine_rig import Rig
 from daemon_rig import wait_for
@@ -442,6 +442,59 @@ def test_kill_mode_all_reaches_a_process_that_called_setsid(rig):
     rig.system.exit(escapee, signum=signal.SIGINT)
     rig.registry.deliver(rig.system.reap())
     assert proc.state is S.CONFIGURED
+
+
+def kill_and_repeat(rig, repeats):
+    """Move the clock past the stop schedule: SIGTERM, SIGKILL, then ``repeats`` seconds."""
+    rig.advance(5)
+    rig.advance(10)
+    for _ in range(repeats):
+        rig.advance(1)
+
+
+def test_a_stop_gives_up_in_bounded_time_on_what_sigkill_does_not_end(rig, caplog):
+    """Issue 17, item 6: a process SIGKILL cannot end (stuck in the kernel), or one that is
+    not ours to signal: the entry is stopped anyway, a WARNING names what was left."""
+    caplog.set_level(logging.INFO, "cluster_init")
+    proc = rig.process("g:t1:1:once:sleep 1 & exec stuck")
+    proc.start("1")
+    leader = proc.pid
+    member = rig.system.member(leader)
+    proc.stop()
+    kill_and_repeat(rig, remains.KILL_REPEATS - 1)
+    assert proc.state is S.STOPPING, "SIGKILL is sent again a bounded number of times"
+    kills = [sig for _pgid, sig in rig.system.signals].count(signal.SIGKILL)
+    assert kills == remains.KILL_REPEATS
+    rig.advance(1)
+    assert proc.state is S.CONFIGURED and proc.pid is None, "stopped anyway"
+    assert [sig for _pgid, sig in rig.system.signals].count(signal.SIGKILL) == kills, "no more"
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING and "giving up" in r.getMessage()]
+    assert [r.getMessage() for r in warning] == [
+        f"g:t1: giving up: still there {remains.KILL_REPEATS} s after SIGKILL: pid {leader},"
+        f" process groups {leader}; the entry is taken as stopped"
+    ]
+    rig.advance(60)
+    assert [sig for _pgid, sig in rig.system.signals].count(signal.SIGKILL) == kills
+    rig.system.exit(leader, signum=signal.SIGKILL)
+    rig.system.exit(member, signum=signal.SIGKILL)
+    rig.registry.deliver(rig.system.reap())  # when it ends at last: a stray, no harm
+    assert proc.state is S.CONFIGURED
+
+
+def test_a_group_moves_on_when_a_stop_gives_up(tmp_path):
+    rig = Rig()
+    rig.ctx.kill_mode = "all"
+    rig.ctx.daemon_id = "/run/clinit/clinit.s"
+    group = rig.group("g", cltab.parse("g:t1:1:once:setsid stuck\ng:t2:2:wait:true\n", "test"))
+    group.tell("1")
+    escapee = rig.system.escapee("g", "t1")
+    rig.exit("t1", 0)
+    group.tell("2")
+    kill_and_repeat(rig, remains.KILL_REPEATS)
+    assert ("pid", escapee, signal.SIGKILL) in rig.system.signals
+    assert (group.level, group.state.value) == ("2", "STARTING")
+    rig.exit("t2", 0)
+    assert (group.level, group.state.value) == ("2", "DONE")
 
 
 def test_kill_mode_group_leaves_a_setsid_process_to_its_stop_entry(rig):

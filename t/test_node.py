@@ -101,6 +101,44 @@ def test_restore_adopts_what_a_dead_predecessor_left(rig, logged):
     assert logged.count("group gone left the cltab: halting it") == 1
 
 
+STALE = """\
+s:svc:12:respawn:serve
+s:one:1:wait:prepare
+s:two:2:wait:prepare2
+"""
+
+
+def test_after_a_crash_the_level_of_a_trusted_clstat_wins_over_a_stale_mark(tmp_path, logged):
+    """Issue 17, item 7: svc started at level 1 (its mark) and kept at 2; clstat said s 2 DONE."""
+    rig = NodeRig(tmp_path, STALE)
+    rig.system.found = [Found(500, 500, "s", "svc", "1")]
+    rig.system.live.add(500)
+    rig.node.restore([("s", "2", "DONE")])
+    assert rig.state("s") == ("2", "DONE")
+    rows = {fields(row)["tag"]: fields(row) for row in rig.node.rows(["s"])}
+    assert rows["svc"]["pid"] == "500" and rows["svc"]["note"] == "adopted"
+    assert rows["two"]["state"] == "DONE", "the level's wait entry had run"
+    assert rig.system.signals == [] and rig.system.spawned == [], "nothing stopped, nothing started"
+
+
+def test_after_a_crash_without_clstat_the_marks_decide_the_level(tmp_path):
+    rig = NodeRig(tmp_path, STALE)
+    rig.system.found = [Found(500, 500, "s", "svc", "1")]
+    rig.system.live.add(500)
+    rig.node.restore([])
+    assert rig.state("s") == ("1", "DONE")
+
+
+def test_after_a_crash_a_clstat_level_none_of_the_processes_belongs_to_is_not_taken(tmp_path):
+    """The processes are newer than clstat (the daemon died before writing it): halted, told again."""
+    rig = NodeRig(tmp_path, STALE)
+    rig.system.found = [Found(500, 500, "s", "one", "1")]
+    rig.system.live.add(500)
+    rig.node.restore([("s", "2", "DONE")])
+    assert rig.state("s") == ("1", "HALTING")
+    assert (500, signal.SIGINT) in rig.system.signals
+
+
 def test_rows_list_every_entry_and_those_that_left(rig):
     rows = [fields(row) for row in rig.node.rows()]
     assert [(r["group"], r["tag"], r["state"], r["pid"]) for r in rows] == [

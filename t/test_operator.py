@@ -118,6 +118,19 @@ def test_restart_stops_gracefully_and_starts_again(node):
     wait_for(lambda: int(rows(node, "flap")[0][6]) > starts, what="a start without waiting out the hold-back")
 
 
+def test_restart_is_refused_while_the_group_moves(node):
+    """Issue 17, item 5: exit 1, saying the group is moving and where; the group settles."""
+    node.write_cltab(settings(node) + "m:a:1:respawn:exec sleep 1000\nm:w:2:wait:exec sleep 1000\n")
+    node.start()
+    assert node.settle("m", "1") == "DONE"
+    node.tell("m", "2")
+    wait_for(lambda: node.status(group="m") == "2 STARTING\n", what="the long wait entry")
+    result = node.clinit("-r", "m", "w")
+    assert result.returncode == 1
+    assert result.stderr == "clinit: group m is moving (STARTING, to level 2): try again once it has settled (clinit -w m 2)\n"
+    assert {r[1]: r for r in rows(node, "m")}["w"][6] == "1", "not restarted"
+
+
 def status(node, *args):
     result = node.clinit("-S", *args)
     return result.returncode, result.stdout

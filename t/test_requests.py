@@ -151,9 +151,10 @@ def test_restart_one_entry(rig):
     assert said(rig.ask("restart", "web", "x")) == "error no such entry: web:x\n"
     assert said(rig.ask("restart", "web", "srv")) == "error web:srv is not part of the level of group web (never told)\n"
     rig.ask("tell", "web", "1")
-    assert said(rig.ask("restart", "web", "srv")) == "error web:srv has not been started at level 1 yet\n"
-    assert said(rig.ask("restart", "web", "chk")) == "error web:chk is not part of the level of group web (1)\n"
+    moving = "error group web is moving (STARTING, to level 1): try again once it has settled"
+    assert said(rig.ask("restart", "web", "srv")).startswith(moving), "the wait entry prep runs"
     rig.exit("prep")
+    assert said(rig.ask("restart", "web", "chk")) == "error web:chk is not part of the level of group web (1)\n"
     srv = rig.system.pid_of("srv")
     assert said(rig.ask("restart", "web", "srv")) == "ok restarting web:srv\n"
     assert (srv, signal.SIGINT) in rig.system.signals, "stopped gracefully"
@@ -189,3 +190,37 @@ def test_a_bug_in_a_verb_is_an_internal_error(rig, logged, monkeypatch):
     monkeypatch.setitem(rig.requests.verbs, "status", broken)
     assert said(rig.ask("status")) == "error internal error: boom\n"
     assert logged.count("internal error handling 'status'") == 1
+
+
+MOVING = """\
+:::start_seconds:0
+g:a:1:respawn:serve
+g:w:2:wait:prepare
+g:b:2:respawn:serve2
+"""
+
+
+@pytest.mark.parametrize("then", ["exit", "tell"])
+def test_restart_is_refused_while_the_group_moves_and_never_wedges_it(tmp_path, then):
+    """Issue 17, item 5: -r of an entry being stopped on the way from 1 to 2 restarted it
+    at level 1, and the group stayed STOPPING for good."""
+    rig = NodeRig(tmp_path, MOVING)
+    rig.ask("tell", "g", "1")
+    assert rig.state("g") == ("1", "DONE")
+    rig.ask("tell", "g", "2")
+    assert rig.state("g") == ("1", "STOPPING")
+    answer = rig.ask("restart", "g", "a")
+    assert said(answer) == "error group g is moving (STOPPING, to level 2): try again once it has settled (clinit -w g 2)\n"
+    if then == "tell":
+        rig.ask("tell", "g", "2")
+    rig.exit("a", signum=signal.SIGINT)
+    assert rig.state("g") == ("2", "STARTING"), "the group moves on"
+    assert said(rig.ask("restart", "g", "w")).startswith(
+        "error group g is moving (STARTING, to level 2)"
+    ), "a long wait entry delays it"
+    rig.exit("w")
+    assert rig.state("g") == ("2", "DONE")
+    assert rig.system.running_tags() == ["b"], "a was never started again"
+    assert said(rig.ask("restart", "g", "b")) == "ok restarting g:b\n", "at rest: restarted"
+    rig.ask("tell", "g", "1")
+    assert said(rig.ask("restart", "g", "b")).startswith("error group g is moving (STOPPING, to level 1)")

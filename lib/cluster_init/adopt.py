@@ -7,13 +7,11 @@ by systemd with KillMode=process.  ``plan`` turns those processes, the
 cltab and the old clstat (ignored when written before the machine last
 booted) into what each group is to become, one GroupPlan each:
 
-* SETTLED: the old clstat says the group had settled at the level its
-  processes were started at, or at one where all their entries run too
-  (processes kept across a level change), or there is no clstat line
-  for it.  Its
-  processes are adopted: a ``wait`` entry whose shell still runs is
-  RUNNING, a ``test`` entry RUNTEST, the others DONE (their exits come
-  through pidfds; their exit status cannot be known).  The level's
+* SETTLED: the old clstat says the group had settled at that level (or
+  there is no clstat line for it).  Its processes are adopted: a
+  ``wait`` entry whose shell still runs is RUNNING, a ``test`` entry
+  RUNTEST, the others DONE (their exits come through pidfds; their exit
+  status cannot be known).  The level's
   other ``wait``, ``once`` and ``test`` entries are taken as run (DONE;
   PASS, or FAIL in a FAILED group), so that telling the same level
   starts nothing twice; a ``respawn`` entry whose process is gone is
@@ -33,6 +31,11 @@ booted) into what each group is to become, one GroupPlan each:
 
 Processes of an entry that left the cltab, or whose group did, are
 adopted and stopped.
+
+The level of a group is the one the old clstat recorded when an entry
+of a process found belongs to it (an entry in two levels keeps running
+across a tell, and its CLINIT_LEVEL mark says the level it was first
+started at); otherwise, or without a clstat line, the marks' level.
 
 Only a process running as its entry's user is adopted (``own``): the
 daemon's own uid, or the uid the entry's ``:::user:`` line names; any
@@ -147,6 +150,20 @@ def _kind(old_level, old_state, level):
     return HALT
 
 
+def _level(tags, entries, old_level):
+    """The level a group's processes (``tags``: tag -> processes) were left at.
+
+    The level clstat recorded (``old_level``, None without a line) when an
+    entry of a process found belongs to it: an entry in two levels keeps
+    running across a tell, and its CLINIT_LEVEL mark is the level of its
+    first start.  Otherwise the marks' most common level ("?" if none).
+    """
+    if old_level is not None and any(tag in entries and entries[tag].runs_at(old_level) for tag in tags):
+        return old_level
+    levels = collections.Counter(p.level for processes in tags.values() for p in processes)
+    return levels.most_common(1)[0][0] or "?"
+
+
 def expected_uid(table, group, tag, own_uid):
     """The uid the processes of entry ``group:tag`` of ``table`` must run as: the uid of
     its ``:::user:`` line (None when it could not be looked up), else ``own_uid``."""
@@ -170,13 +187,6 @@ def foreign(found, table, own_uid):
     return own, strangers
 
 
-def _all_run_at(entries, tags, level):
-    """True when every tag found is an entry that runs at ``level`` too: its processes,
-    started at an earlier level, were kept when the group was told ``level``."""
-    runs = {entry.tag for entry in entries if entry.runs_at(level)}
-    return all(tag in runs for tag in tags)
-
-
 def plan(found, table, old_rows):
     """The GroupPlans for the processes ``found`` (marks.Found), the cltab
     ``table`` and the old clstat's ``old_rows`` ((group, level, state) rows)."""
@@ -187,14 +197,11 @@ def plan(found, table, old_rows):
             by_group[process.group][process.tag].append(process)
     plans = []
     for name, tags in by_group.items():
-        levels = collections.Counter(p.level for processes in tags.values() for p in processes)
-        level = levels.most_common(1)[0][0] or "?"
+        entries = {entry.tag: entry for entry in table.entries_of(name)}
         old_level, old_state = old.get(name, (None, None))
-        if old_level is not None and _all_run_at(table.entries_of(name), tags, old_level):
-            level = old_level  # started at another level, kept across the change to this one
+        level = _level(tags, entries, old_level)
         kind = _kind(old_level, old_state, level)
         plan_ = GroupPlan(name, level, kind, old_state if old_level == level else None, bool(table.entries_of(name)))
-        entries = {entry.tag: entry for entry in table.entries_of(name)}
         for tag, processes in tags.items():
             entry = entries.get(tag) or Entry(name, tag, level, "once", "(left the cltab)")
             leader = _leader(processes)

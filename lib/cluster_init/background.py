@@ -3,7 +3,7 @@
 The calling process forks a child that becomes the daemon through
 python-daemon's DaemonContext (umask, working directory /, descriptors
 closed but the ones listed, double fork and setsid, pidfile held with
-lockfile), then waits on a pipe until the daemon says it accepts
+lockfile, reached through safepath: pidfile.py), then waits on a pipe until the daemon says it accepts
 requests, or why it could not start.  So the command returns only once
 the socket answers, and fails loudly otherwise.  The daemon itself sits
 in /; its entries run in the directory ``clinit -d -b`` was started from
@@ -14,6 +14,7 @@ in /; its entries run in the directory ``clinit -d -b`` was started from
 import os
 
 from .errors import DaemonStartError, MissingDependency
+from .safepath import reason
 from .sysapi import read_to_eof
 
 READY_TIMEOUT = 30.0
@@ -52,19 +53,21 @@ def is_clinit(pid):
 
 
 def _pidlock(path):
-    """The daemon's PIDLockFile.
+    """The daemon's pid file lock (pidfile.SafePIDLockFile: read, made and removed
+    through safepath, never blocking on a FIFO).
 
     A stale one is broken: its pid is gone, or is some other program's
     (after a reboot the old pid is often taken).  One naming a live
-    clinit refuses the start.
+    clinit refuses the start.  OSError when what is at the path is not a
+    regular file, or cannot be reached.
     """
-    from lockfile.pidlockfile import PIDLockFile
+    from .pidfile import SafePIDLockFile
 
-    lock = PIDLockFile(path, timeout=0)
+    lock = SafePIDLockFile(path, timeout=0)
     pid = lock.read_pid()
     if pid is not None and pid != os.getpid() and is_clinit(pid):
         raise DaemonStartError(f"{path} says clinit already runs as pid {pid}")
-    if pid is not None or os.path.lexists(path):
+    if pid is not None or lock.is_locked():
         lock.break_lock()
     return lock
 
@@ -137,9 +140,8 @@ def start(daemon, timeout=READY_TIMEOUT):
     try:
         pidlock = _pidlock(path)
     except OSError as error:
-        raise DaemonStartError(
-            f"cannot use the pid file {path}: {error.strerror or error} (set -p or :::pidfile:)"
-        ) from None
+        why = reason(error, path)
+        raise DaemonStartError(f"cannot use the pid file {path}: {why} (set -p or :::pidfile:)") from None
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:

@@ -273,14 +273,40 @@ def load(path, entries=True):
     return parse(text, path, entries=entries)
 
 
+def _trusted_opener():
+    """How a root daemon opens its cltab (``_open_walked``); None for another user's."""
+    from .trust import running_as_root
+
+    return _open_walked if running_as_root() else None
+
+
+def _open_walked(path):
+    """The cltab's descriptor, reached from / one component at a time (safepath),
+    through trusted symlinks only, the one at its end included; opened without
+    blocking (read_text refuses what is not a regular file)."""
+    import os
+
+    from . import safepath
+
+    path = safepath.resolve_last(path)
+    directory, name = safepath.split(path)
+    dir_fd = safepath.open_directory(directory, strict=True)
+    try:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+        return os.open(name, flags, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def load_trusted(path):
     """``(Cltab, signature)`` of the cltab at ``path``, as the daemon uses it.
 
     CltabError if it cannot be read, is not a regular file, is too
     large, has errors, or (for a daemon running as root) is not trusted:
-    the file that was opened is checked, not the path.
+    the file that was opened is checked, not the path, and it was reached
+    from / one component at a time, through trusted symlinks only.
     """
-    text, info = read_text(path)
+    text, info = read_text(path, _trusted_opener())
     problems = cltab_problems(path, info)
     if problems:
         raise CltabError(path, [(0, f"not trusted: {problem}") for problem in problems])

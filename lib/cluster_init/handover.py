@@ -62,10 +62,9 @@ def own_command(options, main=None):
     flags and the clinit script (or ``-m cluster_init``), then the daemon's arguments
     from ``options`` with absolute paths.  None when this process is not the clinit
     command (a daemon run inside another program cannot re-execute itself)."""
-    from . import cli
-
     main = sys.modules.get("__main__") if main is None else main
-    if getattr(main, "main", None) is not cli.main or not sys.executable:
+    entry = getattr(main, "main", None)  # the clinit script's and -m cluster_init's: cli.main
+    if getattr(entry, "__module__", None) != f"{__package__}.cli" or not sys.executable:
         return None
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name.startswith("cluster_init"):

@@ -1,7 +1,9 @@
 """The daemon's listening socket: bound, watched, paused, bound again, removed.
 
 The socket file is made mode 0600 (0660, of the socket group, when one
-is set: peers.py checks every client anyway).  ``is_ours`` tells whether
+is set: peers.py checks every client anyway), bound, looked at and
+removed beneath its directory reached through safepath.py (as root:
+through trusted directories and symlinks only).  ``is_ours`` tells whether
 the file at the path is still the one we bound; ``relisten`` binds it
 again after someone removed or replaced it (the daemon holds the lock
 beside it, premises.py, so no other daemon may have it).  With no
@@ -16,11 +18,23 @@ import selectors
 import socket
 import stat
 
+from . import safepath
 from .errors import DaemonStartError
 
 log = logging.getLogger("cluster_init")
 
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+
+
+def _bound_to(sock, path):
+    """True when ``sock`` was bound to ``path``: by it, or through the directory's
+    descriptor (safepath binds ``/proc/self/fd/N/NAME``)."""
+    address = sock.getsockname()
+    if address == path:
+        return True
+    head, _, name = address.rpartition("/")
+    fd_dir, _, number = head.rpartition("/")
+    return fd_dir == safepath.PROC_FD and number.isdigit() and name == os.path.basename(path)
 
 
 class Listener:
@@ -38,22 +52,18 @@ class Listener:
     def listen(self, path, gid=None):
         """Bind ``path`` (0600, or 0660 with the socket group ``gid``) and listen."""
         self.path, self.gid = path, gid
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
         try:
-            sock.bind(path)
-            if gid is not None:
-                os.chown(path, -1, gid)
-                os.chmod(path, 0o660)
+            sock = safepath.bind_unix(path, 0o600 if gid is None else 0o660, gid)
+        except OSError as error:
+            raise DaemonStartError(f"cannot listen on {path}: {safepath.reason(error, path)}") from None
+        try:
             sock.listen(BACKLOG)
+            self.inode = safepath.lstat(path).st_ino
         except OSError as error:
             sock.close()
-            raise DaemonStartError(f"cannot listen on {path}: {error.strerror or error}") from None
-        finally:
-            os.umask(old_umask)
+            raise DaemonStartError(f"cannot listen on {path}: {safepath.reason(error, path)}") from None
         sock.setblocking(False)
         self.sock = sock
-        self.inode = os.stat(path).st_ino
         self.selector.register(sock, selectors.EVENT_READ, self.on_accept)
 
     def carry(self):
@@ -68,7 +78,7 @@ class Listener:
             sock = socket.socket(fileno=fd)
         except OSError as error:
             raise DaemonStartError(f"the socket passed on (descriptor {fd}): {error.strerror or error}") from None
-        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or sock.getsockname() != path:
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or not _bound_to(sock, path):
             sock.detach()
             raise DaemonStartError(f"descriptor {fd} is not the socket {path}")
         self.path, self.gid, self.inode = path, gid, inode
@@ -79,7 +89,7 @@ class Listener:
     def is_ours(self):
         """False when our socket file was deleted or replaced."""
         try:
-            return os.stat(self.path).st_ino == self.inode
+            return safepath.lstat(self.path).st_ino == self.inode
         except OSError:
             return False
 
@@ -89,14 +99,16 @@ class Listener:
         log.warning("socket %s was deleted or replaced: listening on it again", self.path)
         self.close(unlink=False)
         try:
-            info = os.lstat(self.path)
-        except FileNotFoundError:
-            pass
-        else:
+            info = safepath.lstat(self.path)
             if not stat.S_ISSOCK(info.st_mode):
                 log.error("%s is not a socket now; not touching it", self.path)
                 return False
-            os.unlink(self.path)
+            safepath.remove(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.error("cannot listen on %s again: %s", self.path, safepath.reason(error, self.path))
+            return False
         try:
             self.listen(self.path, self.gid)
         except DaemonStartError as error:
@@ -132,6 +144,6 @@ class Listener:
         self.sock = None
         if unlink and self.is_ours():
             try:
-                os.unlink(self.path)
+                safepath.remove(self.path)
             except OSError:
                 pass

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from .trust import open_append
+from .safepath import open_append
 
 LOG_FORMAT = "%(asctime)s clinit[%(process)d] %(levelname)s %(message)s"
 

@@ -11,11 +11,19 @@ Each child the daemon starts has in its environment
 and every process it starts inherits them, also after setsid.  So a
 stop under ``:::kill_mode:all`` finds an entry's processes that left its
 process group, and a daemon that starts where its predecessor died finds
-the processes that predecessor left.  Only processes of the daemon's own
-uid (and of the users its entries run as, ``:::user:``) are looked at,
-so that nobody can plant a process that a root daemon would take for
-its own; each Found carries its real uid, which must be its entry's.  What escapes: a process that rewrites or clears
-its environment (some servers do, to set their process title).  (What
+the processes that predecessor left.
+
+Anybody can put these words in an environment, so a mark alone makes no
+process ours (``Ours``): it must also descend from the daemon (started
+by it, or handed back to it as their subreaper when their parent
+exited: ``procfs.descends_from``), or run as the uid the daemon expects
+for the entry: its own, or the user its ``:::user:`` line names (the
+caller passes it).  After a crash nothing descends from the new daemon,
+and only the uid counts (each Found carries its real uid, which must be
+its entry's); a root daemon never takes a process of another uid for
+its own on the strength of a mark.  What escapes: a process that
+rewrites or clears its environment (some servers do, to set their
+process title), and, after a crash, one that changed its uid.  (What
 else /proc says of a process, procfs.py reads.)
 """
 
@@ -53,9 +61,34 @@ def _environ(pid):
     return marks
 
 
-def group_marked(pgid, daemon_id, group, tag):
-    """True when a live process of group ``pgid`` carries these marks (False when it
-    cannot be told: a process we cannot vouch for is not signalled)."""
+class Ours:
+    """Which marked processes are ours: those running as one of ``uids`` (real uid),
+    or descending from ``ancestor`` (the daemon's pid; None after a crash: nothing
+    does).  A process whose parent exits is handed to the nearest subreaper above
+    it, or to init: only what the daemon (a subreaper) started descends from it."""
+
+    def __init__(self, uids, ancestor=None):
+        self.uids = frozenset(uids)
+        self.ancestor = ancestor
+
+    def __call__(self, pid, uid):
+        if uid in self.uids:
+            return True
+        return self.ancestor is not None and procfs.descends_from(pid, self.ancestor)
+
+
+def _carries(marks, daemon_id, group, tag):
+    return (
+        marks.get(DAEMON) == daemon_id
+        and (group is None or marks.get(GROUP) == group)
+        and (tag is None or marks.get(TAG) == tag)
+    )
+
+
+def group_marked(pgid, daemon_id, group, tag, ours=None):
+    """True when a live process of group ``pgid`` carries these marks and is
+    ``ours`` (an Ours; None: any) (False when it cannot be told: a process we
+    cannot vouch for is not signalled)."""
     try:
         every = procfs.pids()
     except OSError:
@@ -65,10 +98,12 @@ def group_marked(pgid, daemon_id, group, tag):
             continue
         try:
             found = _environ(pid)
-        except OSError:
+            if not _carries(found, daemon_id, group, tag):
+                continue
+            if ours is None or ours(pid, owner(pid)):
+                return True
+        except (OSError, ValueError, IndexError):
             continue
-        if found.get(DAEMON) == daemon_id and found.get(GROUP) == group and found.get(TAG) == tag:
-            return True
     return False
 
 
@@ -77,10 +112,11 @@ def owner(pid):
     return procfs.stat(pid)[2]
 
 
-def scan(daemon_id, uid, group=None, tag=None):
+def scan(daemon_id, uid, group=None, tag=None, ours=None):
     """The live processes of ``uid`` (a uid, a set of them, or any uid when None) that
     carry ``CLINIT_DAEMON=daemon_id`` (and the group and tag, when given), zombies and
-    this process left out."""
+    this process left out.  With ``ours`` (an Ours), ``uid`` is not looked at: the
+    processes ``ours`` takes are."""
     uids = None if uid is None else {uid} if isinstance(uid, int) else set(uid)
     found = []
     me = os.getpid()
@@ -92,17 +128,13 @@ def scan(daemon_id, uid, group=None, tag=None):
         if pid == me:
             continue
         try:
-            state, pgid, owner = procfs.stat(pid)
-            if uids is not None and owner not in uids or state in ("Z", "X"):
+            state, pgid, owner_uid = procfs.stat(pid)
+            if state in ("Z", "X") or ours is None and uids is not None and owner_uid not in uids:
                 continue
             marks = _environ(pid)
+            if not _carries(marks, daemon_id, group, tag) or ours is not None and not ours(pid, owner_uid):
+                continue
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile, or not ours to read
-        if marks.get(DAEMON) != daemon_id:
-            continue
-        if group is not None and marks.get(GROUP) != group:
-            continue
-        if tag is not None and marks.get(TAG) != tag:
-            continue
-        found.append(Found(pid, pgid, marks.get(GROUP), marks.get(TAG), marks.get(LEVEL), owner))
+        found.append(Found(pid, pgid, marks.get(GROUP), marks.get(TAG), marks.get(LEVEL), owner_uid))
     return found

@@ -4,7 +4,12 @@
   and the directory the daemon was started from, its umask and its
   environment, which its children get (``context``);
 * the directories of those files, made in one place (mode 0755) and, for
-  a root daemon, trusted (trust.py);
+  a root daemon, trusted: every file and directory here is reached
+  component by component from / (safepath.py), following a symlink on
+  the way only when it and its directory are root's and nobody else can
+  write there (/var/run -> /run);
+* what is at the clstat and pid-file paths: a regular file or nothing (a
+  FIFO there would hang whoever opens it: refused, ``check_trust``);
 * the socket: a stale one (no daemon answers) is removed, a live one
   refuses the start;
 * the lock beside the socket (socketlock.py), held for the daemon's life,
@@ -20,20 +25,18 @@
 Every failure to start is a DaemonStartError that says what to set.
 """
 
+import errno
 import logging
 import os
 import socket
 import stat
 import sys
-import tempfile
 
 from . import cltab as _cltab
-from . import marks
-from . import socketlock
+from . import marks, safepath, socketlock
 from .context import Context
 from .errors import CltabError, DaemonStartError
 from .logfile import LogFile, QuietStreamHandler
-from .trust import check_directory_trust, make_directory, open_append
 
 log = logging.getLogger("cluster_init")
 
@@ -89,6 +92,48 @@ def _is_terminal(fd):
 
 def _hint(name):
     return HINTS.get(name, f" (set :::{name}:)")
+
+
+def _probe(path):
+    """Create and remove a temporary file in ``path``'s directory, reached through safepath."""
+    directory, name = safepath.split(path)
+    dir_fd = safepath.open_directory(directory)
+    try:
+        probe = f".{name}.{os.urandom(6).hex()}"
+        os.close(safepath.open_beneath(dir_fd, probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _check_socket_beneath(dir_fd, name, path):
+    """``check_socket`` in the walked directory ``dir_fd``: connected to through it
+    (/proc/self/fd, where the address fits), removed beneath it."""
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise DaemonStartError(f"{path} exists and is not a socket; not touching it")
+    address = f"{safepath.PROC_FD}/{dir_fd}/{name}"
+    if len(os.fsencode(address)) >= safepath.SUN_PATH_MAX or not os.path.isdir(f"{safepath.PROC_FD}/{dir_fd}"):
+        address = path
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(address)
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("removing stale socket %s", path)
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        return
+    except OSError as error:
+        raise DaemonStartError(f"cannot check socket {path}: {error.strerror}") from None
+    finally:
+        probe.close()
+    raise DaemonStartError(f"another clinit daemon is already listening on {path}")
 
 
 class Premises:
@@ -156,11 +201,10 @@ class Premises:
     def _make_directory_of(self, name):
         directory = os.path.dirname(self.paths[name])
         try:
-            make_directory(directory)
+            safepath.ensure_directory(directory)
         except OSError as error:
-            raise DaemonStartError(
-                f"cannot create {directory} for the {name}: {error.strerror}{_hint(name)}"
-            ) from None
+            why = "not using" if error.errno == errno.EPERM else "cannot create"
+            raise DaemonStartError(f"{why} {directory} for the {name}: {error.strerror}{_hint(name)}") from None
 
     def make_directories(self):
         """The directories of the daemon's files (mode 0755), once; DaemonStartError
@@ -172,28 +216,34 @@ class Premises:
         self._made = True
 
     def check_trust(self):
-        """A root daemon creates its files only in directories only root can change."""
-        for name in self._names():
-            if name == "log":
-                continue  # opened through open_append, which checks it
+        """The directories were checked as they were made (safepath); here, what is at
+        the clstat and pid-file paths: DaemonStartError unless it is a regular file or
+        nothing (a symlink, as root: clstat is replaced, never followed)."""
+        for name in ("clstat", "pidfile") if self.background else ("clstat",):
+            path = self.paths[name]
             try:
-                check_directory_trust(os.path.dirname(self.paths[name]), self.paths[name])
-            except PermissionError as error:
-                raise DaemonStartError(str(error)) from None
+                info = safepath.lstat(path)
+            except OSError:
+                continue  # nothing there, or said when it is written
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+                raise DaemonStartError(
+                    f"the {name} {path} is {safepath.kind(info.st_mode)}, not a regular file;"
+                    f" remove it or choose another path{_hint(name)}"
+                )
 
     def check_files(self):
         """Before clinit -d -b detaches, where nothing it says afterwards is seen:
         DaemonStartError unless the log opens and clstat's directory takes files."""
         self.make_directories()
+        self.check_trust()
+        path = self.paths["log"]
         try:
-            os.close(open_append(self.paths["log"]))
+            os.close(safepath.open_append(path))
         except OSError as error:
-            raise DaemonStartError(f"cannot open the log {self.paths['log']}: {error.strerror or error}") from None
+            raise DaemonStartError(f"cannot open the log {path}: {safepath.reason(error, path)}") from None
         for name in ("clstat", "pidfile"):
             try:
-                fd, probe = tempfile.mkstemp(prefix=f".{name}.", dir=os.path.dirname(self.paths[name]))
-                os.close(fd)
-                os.unlink(probe)
+                _probe(self.paths[name])
             except OSError as error:
                 raise DaemonStartError(
                     f"cannot write the {name} {self.paths[name]}: {error.strerror or error}{HINTS.get(name, '')}"
@@ -201,30 +251,20 @@ class Premises:
 
     # the socket and its lock
     def check_socket(self):
-        """Refuse if a live daemon answers on our socket; remove a stale one."""
+        """Refuse if a live daemon answers on our socket; remove a stale one (beneath its
+        directory, reached through safepath)."""
         path = self.paths["socket"]
+        directory, name = safepath.split(path)
         try:
-            info = os.lstat(path)
+            dir_fd = safepath.open_directory(directory)
         except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(info.st_mode):
-            raise DaemonStartError(f"{path} exists and is not a socket; not touching it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(2.0)
-        try:
-            probe.connect(path)
-        except (ConnectionRefusedError, FileNotFoundError):
-            log.info("removing stale socket %s", path)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
             return
         except OSError as error:
             raise DaemonStartError(f"cannot check socket {path}: {error.strerror}") from None
+        try:
+            _check_socket_beneath(dir_fd, name, path)
         finally:
-            probe.close()
-        raise DaemonStartError(f"another clinit daemon is already listening on {path}")
+            os.close(dir_fd)
 
     def lock(self):
         """Take the socket's lock (DaemonStartError if another daemon holds it)."""
@@ -263,7 +303,7 @@ class Premises:
         path = self.paths["socket"]
         log.warning("the lock file %s was deleted or replaced: locking it again", socketlock.path_for(path))
         try:
-            make_directory(os.path.dirname(path))
+            safepath.ensure_directory(os.path.dirname(path))
             lock_fd = socketlock.acquire(path)
         except (OSError, DaemonStartError) as error:
             log.error("%s: this daemon no longer listens; stop one of the two", error)

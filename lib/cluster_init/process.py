@@ -13,12 +13,12 @@ Behaviour by mode:
 Stopping reaches every process the entry left, not only its leader (the
 shell the daemon started): SIGINT, then SIGTERM ``term_delay`` seconds
 later, then SIGKILL ``kill_delay`` seconds after that, until none
-remains (remains.py).  LINGERING is that state: the leader is gone,
-members of its process groups remain.  All waiting is by deadlines on
-the System's clock; the machine never sleeps and never calls ``os``.
-The registry starts the command (``spawn_request``, then ``spawned`` or
-``spawn_failed``) and hands it every exit (``exited``,
-``members_changed``).
+remains, or SIGKILL has failed for KILL_REPEATS seconds (remains.py).
+LINGERING is that state: the leader is gone, members of its process
+groups remain.  All waiting is by deadlines on the System's clock; the
+machine never sleeps and never calls ``os``.  The registry starts the
+command (``spawn_request``, then ``spawned`` or ``spawn_failed``) and
+hands it every exit (``exited``, ``members_changed``).
 
 A daemon that starts where its predecessor died adopts the processes it
 left (``adopt``, an adopt.Adoption); the registry watches their pidfds
@@ -209,6 +209,9 @@ class Process(Adopting, HandControl, RespawnActions, Machine):
         if self.pid is None and not self.remains.any(None):
             return ProcEvent.ALL_GONE
         wait = self.remains.signal_next(self.describe(), self.pid)
+        if wait is None:  # SIGKILL failed for long enough: taken as stopped (remains.py)
+            self.pid = self.ctx.registry.forget_pid(self.pid, self)  # its exit will be a stray's
+            return ProcEvent.ALL_GONE
         self.deadline = self.ctx.system.now() + wait
         return None
 

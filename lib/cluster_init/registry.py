@@ -57,6 +57,12 @@ class Registry:
         """Record that ``machine`` owns ``pid``: its exit goes to it."""
         self._by_pid[pid] = machine
 
+    def forget_pid(self, pid, machine):
+        """``machine`` gives up on its leader ``pid`` (a stop that SIGKILL could not end):
+        its exit, if it ever comes, is a stray's.  None (the machine's pid from now on)."""
+        if pid is not None and self._by_pid.get(pid) is machine:
+            del self._by_pid[pid]
+
     def by_pid(self, pid):
         return self._by_pid.get(pid)
 

@@ -8,7 +8,10 @@ setsid).  ``Remains`` keeps the process groups an entry started that may
 still have processes of ours, tells whether any process of ours remains,
 and sends each signal of the stop schedule to all of it: SIGINT, SIGTERM
 ``term_delay`` seconds later, SIGKILL ``kill_delay`` seconds after that,
-then SIGKILL again every KILL_AGAIN seconds.  Through the System only.
+then SIGKILL again every KILL_AGAIN seconds, KILL_REPEATS times in all.
+Then it gives up (``signal_next`` says so): what SIGKILL did not end
+in that time is stuck in the kernel, or not ours to signal, and a stop
+must end in bounded time whatever others do.  Through the System only.
 """
 
 import logging
@@ -17,6 +20,7 @@ import signal
 log = logging.getLogger("cluster_init")
 
 KILL_AGAIN = 1.0  # seconds between SIGKILLs while processes remain
+KILL_REPEATS = 5  # SIGKILLs sent in all; KILL_AGAIN seconds after the last, the stop gives up
 
 
 class Remains:
@@ -29,13 +33,15 @@ class Remains:
         self.escapees = ()  # marked processes outside our groups (kill_mode all)
         self._schedule = ()  # (signal, seconds to wait after it) still to send
         self._kill_warned = False
+        self._kills = 0  # SIGKILLs sent in this stop
 
     def _has_ours(self, pgid, leader):
         """True while process group ``pgid`` still has processes of ours."""
         system = self.ctx.system
         if pgid == leader or self.ctx.daemon_id is None:
             return system.group_alive(pgid)  # its leader is ours until reaped: the number is ours
-        return system.group_is_ours(pgid, self.ctx.daemon_id, *self._marks)
+        uid = self.ctx.expected_uid(*self._marks)
+        return system.group_is_ours(pgid, self.ctx.daemon_id, *self._marks, uid=uid)
 
     def new_leader(self, pid):
         """A new leader ``pid``: forget the groups with nothing of ours, add its own."""
@@ -55,7 +61,8 @@ class Remains:
         self.pgids = {pgid for pgid in self.pgids if self._has_ours(pgid, leader)}
         self.escapees = ()
         if self.ctx.kill_mode == "all" and self.ctx.daemon_id is not None:
-            self.escapees = self.ctx.system.marked(self.ctx.daemon_id, *self._marks)
+            uid = self.ctx.expected_uid(*self._marks)
+            self.escapees = self.ctx.system.marked(self.ctx.daemon_id, *self._marks, uid=uid)
         return bool(self.pgids or self.escapees)
 
     def begin_stop(self, leader):
@@ -67,17 +74,30 @@ class Remains:
             (signal.SIGKILL, KILL_AGAIN),
         )
         self._kill_warned = False
+        self._kills = 0
         if leader is not None:
             self.pgids.add(leader)  # a leader leads its own process group
 
     def signal_next(self, who, leader):
-        """Send the schedule's next signal to all of it; the seconds to wait for it."""
+        """Send the schedule's next signal to all of it; the seconds to wait for it, or
+        None when SIGKILL was sent KILL_REPEATS times and something is still there: the
+        stop gives up (a WARNING names what is left), and the caller takes the entry as
+        stopped."""
         if not self._schedule:  # SIGKILL was sent and something is still there
+            if self._kills >= KILL_REPEATS:
+                log.warning(
+                    "%s: giving up: still there %g s after SIGKILL: %s; the entry is taken as stopped",
+                    who,
+                    KILL_REPEATS * KILL_AGAIN,
+                    self._left(leader),
+                )
+                return None
             if not self._kill_warned:
                 log.warning("%s: processes left after SIGKILL; sending it again every %g s", who, KILL_AGAIN)
                 self._kill_warned = True
             self._schedule = ((signal.SIGKILL, KILL_AGAIN),)
         (signum, wait), self._schedule = self._schedule[0], self._schedule[1:]
+        self._kills += signum == signal.SIGKILL
         if leader is not None:
             log.info("%s: stopping pid %d with %s", who, leader, signum.name)
         else:
@@ -94,6 +114,15 @@ class Remains:
         for pid in self.escapees:
             system.signal_process(pid, signum)
         return wait
+
+    def _left(self, leader):
+        """What is still there, in words: the leader, process groups, marked pids."""
+        parts = [f"pid {leader}"] if leader is not None else []
+        if self.pgids:
+            parts.append("process groups " + " ".join(str(pgid) for pgid in sorted(self.pgids)))
+        if self.escapees:
+            parts.append("marked pids " + " ".join(str(pid) for pid in self.escapees))
+        return ", ".join(parts) or "nothing it can name"
 
     def clear(self):
         """All of it is gone: forget it, and the schedule."""

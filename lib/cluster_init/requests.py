@@ -33,6 +33,21 @@ def refusal(error):
     return Answer(False, f"{CLTAB_REFUSED}; still using the last good one", tuple(str(error).splitlines()))
 
 
+def _moving(group):
+    """Why one entry of ``group`` (a Group machine or None) must wait (clinit -r, --stop,
+    --start): it is moving, and where to; None when it is at rest.  A restart in the
+    middle of a transition would start an entry the transition is stopping, and the
+    group would wait for it for good."""
+    if group is None or group.state in AT_REST_GROUP_STATES:
+        return None
+    if group.state is GroupState.HALTING:
+        return f"group {group.name} is moving (HALTING): try again once it has settled"
+    return (
+        f"group {group.name} is moving ({group.state}, to level {group.target}):"
+        f" try again once it has settled (clinit -w {group.name} {group.target})"
+    )
+
+
 def refused_warning(error):
     """The warning a tell carries when the cltab file was refused: it acts on the last
     good one, and says which file and its first error."""
@@ -226,6 +241,9 @@ class Requests:
             return Answer(False, f"no such entry: {group}:{tag}")
         machine = self.node.group(group)
         level = machine.level if machine is not None else None
+        moving = _moving(machine)
+        if moving is not None:
+            return Answer(False, moving)
         if level is None or not entry.runs_at(level):
             return Answer(False, f"{group}:{tag} is not part of the level of group {group} ({level or 'never told'})")
         proc = machine.machine(tag)
@@ -246,12 +264,9 @@ class Requests:
                 return Answer(False, f"no such group: {group}")
             return Answer(False, f"no such entry: {group}:{tag}")
         machine = self.node.group(group)
-        if machine is not None and machine.state not in AT_REST_GROUP_STATES:
-            return Answer(
-                False,
-                f"group {group} is moving ({machine.state}, to level {machine.target}):"
-                f" try again once it has settled (clinit -w {group} {machine.target})",
-            )
+        moving = _moving(machine)
+        if moving is not None:
+            return Answer(False, moving)
         level = machine.level if machine is not None and machine.state in SETTLED_GROUP_STATES else None
         if level is None or not entry.runs_at(level):
             return Answer(False, f"{group}:{tag} is not part of the level of group {group} ({level or 'not told'})")

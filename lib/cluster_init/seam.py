@@ -65,13 +65,15 @@ class System(Protocol):
     def group_alive(self, pgid: int) -> bool:
         """True while any process of the process group is left (zombies do not count)."""
 
-    def group_is_ours(self, pgid: int, daemon_id: str, group: str, tag: str) -> bool:
-        """True while a process of the group is left that carries these marks: a group
+    def group_is_ours(self, pgid: int, daemon_id: str, group: str, tag: str, uid: Optional[int] = None) -> bool:
+        """True while a process of the group is left that carries these marks and is
+        ours (it descends from us, or runs as ``uid``, None: our own uid): a group
         whose leader is gone can be emptied, and its number taken by a stranger's new
         session; only ours may be signalled."""
 
-    def marked(self, daemon_id: str, group: str, tag: str) -> List[int]:
-        """The pids of our uid's processes that carry these marks (marks.py)."""
+    def marked(self, daemon_id: str, group: str, tag: str, uid: Optional[int] = None) -> List[int]:
+        """The pids of the processes that carry these marks and are ours: they descend
+        from us, or run as ``uid`` (None: our own uid) (marks.py)."""
 
     def leftovers(self, daemon_id: str) -> List[Any]:
         """What a shutdown must stop beside the entries: every live process that carries

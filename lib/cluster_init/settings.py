@@ -11,6 +11,7 @@ uses it: ``scan`` finds the setting lines of a cltab without parsing
 its entries.
 """
 
+import errno
 import os
 
 from .errors import CltabError
@@ -106,16 +107,23 @@ def unknown_name_message(name):
     return f"unknown setting {name!r} ignored{hint}"
 
 
-def read_text(path):
+def read_text(path, opener=None):
     """The text of the cltab at ``path``, and the ``os.stat_result`` of the file read.
 
     Raises CltabError (line 0) if it cannot be read, is not a regular
     file (a FIFO is never waited on), or is larger than MAX_CLTAB_BYTES.
+    ``opener(path)`` opens it (a root daemon's: safepath, whose refusals
+    are said "not trusted"); else it is opened by path, without blocking.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        if opener is not None:
+            fd = opener(path)
+        else:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as error:
-        raise CltabError(path, [(0, f"cannot read: {error.strerror or error}")]) from None
+        refused = opener is not None and error.errno in (errno.EPERM, errno.ELOOP)
+        why = "not trusted" if refused else "cannot read"
+        raise CltabError(path, [(0, f"{why}: {error.strerror or error}")]) from None
     try:
         info = os.fstat(fd)
         if not _is_regular(info.st_mode):

@@ -7,11 +7,15 @@ knows the daemon has exited when the lock is free.  flock, not a
 classic fcntl record lock: a record lock is dropped when any descriptor
 of the file is closed and is not kept across a fork.  The descriptor is
 close-on-exec, so no child holds the lock after the daemon is gone.
+The daemon opens it through safepath.py: a regular file of its own,
+never a FIFO (refused without blocking), and, as root, reached only
+through trusted directories and symlinks.
 """
 
 import errno
 import fcntl
 import os
+import stat
 import time
 
 from .errors import DaemonStartError
@@ -28,16 +32,13 @@ def acquire(socket_path):
 
     DaemonStartError if another daemon holds it.
     """
-    from .trust import running_as_root
+    from . import safepath
 
     path = path_for(socket_path)
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
-    if running_as_root():
-        flags |= os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = safepath.open_file(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise DaemonStartError(f"cannot open lock file {path}: {error.strerror or error}") from None
+        raise DaemonStartError(f"cannot open lock file {path}: {safepath.reason(error, path)}") from None
     deadline = time.monotonic() + RETRY
     while True:
         try:
@@ -59,8 +60,10 @@ def acquire(socket_path):
 
 def still_ours(fd, socket_path):
     """True while the lock file at its path is the one ``fd`` holds (not deleted or replaced)."""
+    from . import safepath
+
     try:
-        here, held = os.stat(path_for(socket_path)), os.fstat(fd)
+        here, held = safepath.lstat(path_for(socket_path)), os.fstat(fd)
     except OSError:
         return False
     return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
@@ -74,14 +77,17 @@ def _read_pid(fd):
 
 
 def held(socket_path):
-    """True while a daemon holds the lock of ``socket_path``; None if it cannot be told."""
+    """True while a daemon holds the lock of ``socket_path``; None if it cannot be told
+    (not a regular file: never waited on)."""
     try:
-        fd = os.open(path_for(socket_path), os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+        fd = os.open(path_for(socket_path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         return False
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None  # a FIFO planted there: opened without blocking, and not ours
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as error:
         return True if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None

@@ -40,13 +40,17 @@ def read_with_mtime(path):
         data, mtime = read_regular(path, MAX_CLSTAT_BYTES)
     except FileNotFoundError:
         return [], None
-    text = data.decode("utf-8", "replace")
+    return rows_of(data), mtime
+
+
+def rows_of(data):
+    """The ``(group, level, state)`` rows of clstat's bytes ``data``."""
     rows = []
-    for line in text.splitlines():
+    for line in data.decode("utf-8", "replace").splitlines():
         words = line.split()
         if len(words) == 4 and words[0] == GROUP_CLASS:
             rows.append(tuple(words[1:]))
-    return rows, mtime
+    return rows
 
 
 def read_regular(path, limit):
@@ -60,18 +64,23 @@ def read_regular(path, limit):
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(65536, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
-        return b"".join(chunks), info.st_mtime
+        return read_bounded(fd, limit, path), info.st_mtime
     finally:
         os.close(fd)
+
+
+def read_bounded(fd, limit, path):
+    """The bytes of the open regular file ``fd``; OSError (EFBIG) past ``limit`` bytes."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = os.read(fd, min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+    return b"".join(chunks)
 
 
 def render(rows, group=None, level=None):

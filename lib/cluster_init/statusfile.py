@@ -3,7 +3,15 @@
 StatusFile is the file: ``write`` replaces it atomically (a temporary
 file in the same directory, renamed over the old one), so a reader never
 sees half a file.  A failure (a full disk, a read-only directory) is
-logged once and reported to the caller; nothing here raises.
+logged once and reported to the caller; nothing here raises.  Its
+directory is reached component by component from / (safepath.py), so a
+root daemon writes it, and removes it, only where it checked.
+
+``previous`` reads a dead predecessor's clstat, which decides what a new
+daemon restores: only one it trusts (``trusted_problems``): a regular
+file owned by root or by the daemon's own uid and writable by nobody
+else, reached (as root) through trusted directories.  Another one is
+ignored, with a log line, as if there were none.
 
 StatusWriter decides when: a group's change marks clstat, and ``flush``
 (once per wake-up of the loop, and before any answer is sent) writes it
@@ -15,13 +23,14 @@ socket and lock file then).  ``next_deadline`` and ``fire_due`` are the
 loop's, as for every timed part.
 """
 
+import errno
 import logging
 import os
 import random
-import tempfile
+import stat
 
-from .status import format_line
-from .status import read_with_mtime as read_clstat_with_mtime
+from . import safepath
+from .status import MAX_CLSTAT_BYTES, format_line, read_bounded, rows_of
 
 log = logging.getLogger("cluster_init")
 
@@ -53,23 +62,11 @@ class StatusFile:
         text = self.text()
         if text == self.written and not force:
             return True
-        directory = os.path.dirname(self.path) or "."
-        temporary = None
         try:
-            fd, temporary = tempfile.mkstemp(prefix=".clstat.", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fchmod(stream.fileno(), 0o644)
-            os.replace(temporary, self.path)
+            safepath.replace_file(self.path, text.encode("utf-8"), 0o644)
         except OSError as error:
-            if temporary is not None:
-                try:
-                    os.unlink(temporary)
-                except OSError:
-                    pass
             if not self.failing:
-                log.error("cannot write %s: %s (will retry)", self.path, error.strerror or error)
+                log.error("cannot write clstat: %s (will retry)", error.strerror or error)
             self.failing = True
             return False
         if self.failing:
@@ -81,11 +78,53 @@ class StatusFile:
     def unlink(self):
         """Remove clstat (at shutdown); a failure is logged, not raised."""
         try:
-            os.unlink(self.path)
+            safepath.remove(self.path)
         except FileNotFoundError:
             pass
         except OSError as error:
-            log.error("cannot remove %s: %s", self.path, error.strerror or error)
+            log.error("cannot remove clstat: %s", error.strerror or error)
+
+
+class Untrusted(Exception):
+    """The old clstat is not one the daemon may restore from; the message says why."""
+
+
+def trusted_problems(info):
+    """Why the old clstat whose fstat is ``info`` must not be restored from ([] if it may):
+    not a regular file, not root's or ours, writable by group or others."""
+    problems = []
+    if not stat.S_ISREG(info.st_mode):
+        problems.append(f"{safepath.kind(info.st_mode)}, not a regular file")
+    if info.st_uid not in (0, os.geteuid()):
+        problems.append(f"owned by uid {info.st_uid}, not root" + (f" or uid {os.geteuid()}" if os.geteuid() else ""))
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append("writable by group or others")
+    return problems
+
+
+def read_trusted(path):
+    """``(rows, mtime)`` of the clstat at ``path`` if it is trusted (see the module).
+
+    FileNotFoundError when there is none; Untrusted naming why it is not
+    (as root: a directory or symlink on the way that is not trusted, a
+    symlink at the path); another OSError when it cannot be read.
+    """
+    try:
+        fd = safepath.open_read(path)
+    except PermissionError as error:  # a refusal of safepath's: on the way, or what is there
+        raise Untrusted(error.strerror or str(error)) from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Untrusted(error.strerror) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        problems = trusted_problems(info)
+        if problems:
+            raise Untrusted("; ".join(problems))
+        return rows_of(read_bounded(fd, MAX_CLSTAT_BYTES, path)), info.st_mtime
+    finally:
+        os.close(fd)
 
 
 class StatusWriter:
@@ -113,11 +152,16 @@ class StatusWriter:
         there are none, it cannot be read, or it was written before the machine booted
         (``booted_at``, seconds since the epoch)."""
         try:
-            rows, written = read_clstat_with_mtime(self.path)
-        except (OSError, UnicodeDecodeError) as error:
-            log.warning("cannot read the old %s: %s", self.path, getattr(error, "strerror", None) or error)
+            rows, written = read_trusted(self.path)
+        except FileNotFoundError:
             return []
-        if written is not None and written < booted_at:
+        except Untrusted as error:
+            log.warning("not restoring from %s: %s", self.path, error)
+            return []
+        except OSError as error:
+            log.warning("cannot read the old %s: %s", self.path, error.strerror or error)
+            return []
+        if written < booted_at:
             log.info("%s was written before the machine booted: not restoring from it", self.path)
             return []
         return rows

@@ -14,7 +14,8 @@ import os
 import select
 import time
 
-from . import marks, outputs, procfs
+from . import marks, outputs, procfs, safepath
+from .errors import SpawnError
 from .launcher import Launcher, identity_of
 
 SHELL = "/bin/sh"
@@ -38,6 +39,26 @@ def read_to_eof(fd, timeout=None):
         data += chunk
 
 
+def _check_directory(directory):
+    """As root, a child's working directory is reached through trusted symlinks only
+    (safepath), or the child would run, as root, where another user pointed a symlink:
+    SpawnError saying why.  The directories on the way may be anybody's (the daemon
+    writes nothing there; an entry may run in its user's home)."""
+    if not safepath.is_strict():
+        return
+    try:
+        os.close(safepath.open_directory(directory, links_only=True))
+    except OSError as error:
+        if error.errno in (errno.EPERM, errno.ELOOP):
+            raise SpawnError(f"cannot change to directory {directory}: {error.strerror}") from None
+
+
+def _ours(uid):
+    """marks.Ours while the daemon lives: what descends from it, or runs as the
+    expected ``uid`` (None: ours)."""
+    return marks.Ours({os.getuid() if uid is None else uid}, os.getpid())
+
+
 def _owned_by(pid, uid):
     try:
         return marks.owner(pid) == uid
@@ -53,6 +74,8 @@ class RealSystem:
 
     # starting children (launcher.py)
     def spawn(self, command, env, directory=None, output=None, user=None, output_group=None):
+        if directory is not None:
+            _check_directory(directory)
         identity = None
         if user is not None:
             identity = identity_of(user)  # looked up at each start: SpawnError when it cannot be
@@ -78,24 +101,23 @@ class RealSystem:
     def signal_group(self, pgid, signum):
         try:
             os.killpg(pgid, signum)
-        except ProcessLookupError:
-            pass
+        except (ProcessLookupError, PermissionError):
+            pass  # gone, or not ours to signal: the stop gives up on it in bounded time
 
     def signal_process(self, pid, signum):
         try:
             os.kill(pid, signum)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
 
     def group_alive(self, pgid):
         return procfs.group_alive(pgid)
 
-    def group_is_ours(self, pgid, daemon_id, group, tag):
-        return procfs.group_exists(pgid) and marks.group_marked(pgid, daemon_id, group, tag)
+    def group_is_ours(self, pgid, daemon_id, group, tag, uid=None):
+        return procfs.group_exists(pgid) and marks.group_marked(pgid, daemon_id, group, tag, _ours(uid))
 
-    def marked(self, daemon_id, group, tag):
-        uid = None if os.geteuid() == 0 else os.getuid()  # root signals what dropped privileges too
-        return [found.pid for found in marks.scan(daemon_id, uid, group, tag)]
+    def marked(self, daemon_id, group, tag, uid=None):
+        return [found.pid for found in marks.scan(daemon_id, None, group, tag, ours=_ours(uid))]
 
     def leftovers(self, daemon_id):
         me, euid = os.getpid(), os.geteuid()
