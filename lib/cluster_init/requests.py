@@ -9,6 +9,8 @@ forgotten.  The server says when a parked connection's deadline passed
 (``expired``: the timeout answer) or when its client went away
 (``gone``).  A connection is only a key here, and says who asked
 (``connection.who()``, for the log): nothing of it is read or written.
+The verbs on one entry (``restart``, ``stop``, ``start``, ``output``)
+are entryverbs.py's.
 
 clstat is flushed before an answer goes out, so that a client that was
 answered finds it up to date.  A bug in a verb is an "internal error"
@@ -18,11 +20,12 @@ answer and a log line, never the daemon's end.
 import logging
 import os
 
-from . import listing, why
+from . import why
 from .connections import Park
+from .entryverbs import EntryVerbs
 from .errors import CltabError
 from .protocol import CLTAB_REFUSED, REEXEC_DEFAULT, TIMEOUT, WAIT_DEFAULT, Answer
-from .states import AT_REST_GROUP_STATES, SETTLED_GROUP_STATES, GroupState, ProcState
+from .states import SETTLED_GROUP_STATES, GroupState
 from .version import VERSION
 
 log = logging.getLogger("cluster_init")
@@ -31,21 +34,6 @@ log = logging.getLogger("cluster_init")
 def refusal(error):
     """The answer to a reread that found the cltab refused (CltabError ``error``)."""
     return Answer(False, f"{CLTAB_REFUSED}; still using the last good one", tuple(str(error).splitlines()))
-
-
-def _moving(group):
-    """Why one entry of ``group`` (a Group machine or None) must wait (clinit -r, --stop,
-    --start): it is moving, and where to; None when it is at rest.  A restart in the
-    middle of a transition would start an entry the transition is stopping, and the
-    group would wait for it for good."""
-    if group is None or group.state in AT_REST_GROUP_STATES:
-        return None
-    if group.state is GroupState.HALTING:
-        return f"group {group.name} is moving (HALTING): try again once it has settled"
-    return (
-        f"group {group.name} is moving ({group.state}, to level {group.target}):"
-        f" try again once it has settled (clinit -w {group.name} {group.target})"
-    )
 
 
 def refused_warning(error):
@@ -90,16 +78,17 @@ class Requests:
         self.handover = None  # handover.Handover: the reexec request and its waiting clients
         self._by_group = {}  # group -> {connection: (level, seconds)}, oldest first
         self._group_of = {}  # parked connection -> its group
+        entries = EntryVerbs(node)  # clinit -r, --stop, --start, --output
         self.verbs = {
             "tell": self.tell,
             "wait": self.wait,
             "reread": self.reread,
             "status": self.status,
             "list": self.list,
-            "restart": self.restart,
-            "stop": self.stop,
-            "start": self.start,
-            "output": self.output,
+            "restart": entries.restart,
+            "stop": entries.stop,
+            "start": entries.start,
+            "output": entries.output,
             "shutdown": self.shutdown,
             "ping": self.ping,
             "reexec": self.reexec,
@@ -230,105 +219,6 @@ class Requests:
             return Answer(False, f"no such group: {group}")
         rows = self.node.rows(None if group is None else [group])
         return Answer(True, f"{len(rows)} entries", tuple("\t".join(row) for row in rows))
-
-    def restart(self, _connection, group, tag):
-        if self.node.halting:
-            return Answer(False, "the daemon is shutting down")
-        entry = self.node.entry(group, tag)
-        if entry is None:
-            if not self.node.table.entries_of(group):
-                return Answer(False, f"no such group: {group}")
-            return Answer(False, f"no such entry: {group}:{tag}")
-        machine = self.node.group(group)
-        level = machine.level if machine is not None else None
-        moving = _moving(machine)
-        if moving is not None:
-            return Answer(False, moving)
-        if level is None or not entry.runs_at(level):
-            return Answer(False, f"{group}:{tag} is not part of the level of group {group} ({level or 'never told'})")
-        proc = machine.machine(tag)
-        if proc is None:
-            return Answer(False, f"{group}:{tag} has not been started at level {level} yet")
-        log.info("restarting %s:%s", group, tag)
-        proc.restart()
-        return Answer(True, f"restarting {group}:{tag}")
-
-    def _entry_at_rest(self, group, tag):
-        """``(Group, Process or None)`` of entry ``group:tag`` of its group's level, the
-        group at rest; or the error Answer that says why not (clinit --stop, --start)."""
-        if self.node.halting:
-            return Answer(False, "the daemon is shutting down")
-        entry = self.node.entry(group, tag)
-        if entry is None:
-            if not self.node.table.entries_of(group):
-                return Answer(False, f"no such group: {group}")
-            return Answer(False, f"no such entry: {group}:{tag}")
-        machine = self.node.group(group)
-        moving = _moving(machine)
-        if moving is not None:
-            return Answer(False, moving)
-        level = machine.level if machine is not None and machine.state in SETTLED_GROUP_STATES else None
-        if level is None or not entry.runs_at(level):
-            return Answer(False, f"{group}:{tag} is not part of the level of group {group} ({level or 'not told'})")
-        return machine, machine.machine(tag)
-
-    def stop(self, connection, group, tag):
-        """Stop one entry of the level gracefully, and keep it stopped."""
-        found = self._entry_at_rest(group, tag)
-        if isinstance(found, Answer):
-            return found
-        machine, proc = found
-        if proc is not None and proc.stopped_by_hand:
-            return Answer(True, f"{group}:{tag} is stopped by hand already")
-        if proc is None or not proc.running:
-            return Answer(True, f"{group}:{tag} is not running")
-        log.info("%s:%s: stop by hand, asked by %s", group, tag, connection.who())
-        machine.stop_entry(tag)
-        return Answer(True, f"stopping {group}:{tag}")
-
-    def start(self, connection, group, tag):
-        """Start one entry of the level that is not running, or run a finished one again."""
-        found = self._entry_at_rest(group, tag)
-        if isinstance(found, Answer):
-            return found
-        machine, proc = found
-        if proc is None:
-            level = machine.level
-            return Answer(False, f"{group}:{tag} has not been started at level {level} yet: tell {group} {level}")
-        if proc.held_back_for is not None:
-            why = f"cannot start: {proc.failure}" if proc.exec_failed else "respawning too rapidly"
-            return Answer(
-                False,
-                f"{group}:{tag} is held back ({why}; {proc.held_back_for:.0f} s left):"
-                f" clinit -r {group} {tag} starts it now",
-            )
-        if proc.state in (ProcState.STOPPING, ProcState.LINGERING):
-            return Answer(False, f"{group}:{tag} is being stopped ({proc.state}): try again once it has stopped")
-        if not proc.can_start_by_hand:
-            pid = f" (pid {proc.pid})" if proc.pid is not None else ""
-            return Answer(True, f"{group}:{tag} is running already{pid}")
-        log.info("%s:%s: start by hand, asked by %s", group, tag, connection.who())
-        machine.start_entry(tag)
-        return Answer(True, f"starting {group}:{tag}")
-
-    def output(self, _connection, group, tag):
-        """Where entry ``group:tag`` writes (clinit --output reads it there)."""
-        entry, proc = self.node.entry(group, tag), None
-        machine = self.node.group(group)
-        if machine is not None:
-            proc = machine.machine(tag)
-        if entry is None and proc is None:
-            if not self.node.knows(group):
-                return Answer(False, f"no such group: {group}")
-            return Answer(False, f"no such entry: {group}:{tag}")
-        path = listing.output_file(entry or proc.entry, proc, self.node.ctx)
-        if path is None:
-            return Answer(
-                False,
-                f"{group}:{tag} writes where the daemon writes (its terminal), not to a file;"
-                " set :::output: in the cltab to have one",
-            )
-        return Answer(True, f"output of {group}:{tag}", (path,))
 
     def shutdown(self, _connection):
         self.node.shutdown("shutdown request")
