@@ -303,3 +303,18 @@ def test_a_failure_report_gives_the_entrys_last_output_line(tmp_path):
         ("web:chk: test failed: exit 2; last output: disk /srv is full",),
         ("web:prep: wait entry exited (exit 3)",),  # it printed nothing
     )
+
+
+def test_restore_keeps_a_group_whose_service_outlived_a_level_change(tmp_path, logged):
+    """A respawn entry of levels 1 and 2, started at 1, goes on running at 2: after a
+    kill -9 of the daemon, the group is restored at 2 as clstat says, not stopped."""
+    rig = NodeRig(tmp_path, "web:srv:1,2:respawn:serve\nweb:chk:2:test:check\n")
+    rig.system.found = [Found(500, 500, "web", "srv", "1")]
+    rig.system.live.add(500)
+    rig.node.restore([("web", "2", "DONE")])
+    assert rig.state("web") == ("2", "DONE")
+    assert rig.system.signals == [], "the service is not stopped"
+    assert rig.system.spawned == [], "nothing duplicated"
+    rows = {fields(row)["tag"]: fields(row) for row in rig.node.rows(["web"])}
+    assert rows["srv"]["pid"] == "500" and rows["chk"]["state"] == "PASS"
+    assert "to a level nothing records" not in logged.text()
