@@ -11,7 +11,9 @@ the lock file beside the socket tells at once (a daemon holds it as
 long as it lives; after a kill -9 nobody does); for any clstat, one not
 rewritten for STALE_AFTER seconds is stale (a live daemon rewrites it
 every 30 to 45).  ``--clstat`` (another node's clstat, on a shared file
-system) has only the staleness rule.
+system) has only the staleness rule.  The rows of a clstat no live
+daemon writes go to stderr as "last recorded", never to stdout: a
+script that greps stdout for DONE must not find it there.
 """
 
 import sys
@@ -67,14 +69,16 @@ def run(args):
         say(f"cannot read {path}: {getattr(error, 'strerror', None) or error}")
         return STATUS_UNKNOWN
     shown = [row for row in rows if group is None or row[0] == group]
-    sys.stdout.write(_status.render(shown))
     if mtime is None:
         say(f"{path}: no such file: no daemon writes it")
         return STATUS_UNKNOWN
     why = _dead(path, socket, mtime)
-    if why is not None:
+    if why is not None:  # the rows are history: never on stdout, where scripts look for DONE
         say(why)
+        for line in _status.render(shown).splitlines():
+            say(f"last recorded: {line}")
         return STATUS_UNKNOWN
+    sys.stdout.write(_status.render(shown))
     if not shown:
         return STATUS_NOT_THERE  # not in clstat (or no group was ever told)
     if any(state == "FAILED" for _name, _level, state in shown):
