@@ -6,6 +6,10 @@ default output under ``clinit -d -b``) never overwrite each other.  The
 file is created mode 0640: it lists every command line.  A write that
 fails (a full disk) costs one line on stderr for the whole burst of
 failures, never a traceback.
+
+DaemonLog is the daemon's whole log: that file and, unless told
+otherwise, stderr for warnings, added to the "cluster_init" logger at
+start and taken off it at the end.
 """
 
 import logging
@@ -15,6 +19,8 @@ import sys
 from .safepath import open_append
 
 LOG_FORMAT = "%(asctime)s clinit[%(process)d] %(levelname)s %(message)s"
+
+log = logging.getLogger("cluster_init")
 
 
 def _complain(what, error):
@@ -69,3 +75,53 @@ class QuietStreamHandler(logging.StreamHandler):
 
     def handleError(self, record):
         pass
+
+
+class DaemonLog:
+    """The daemon's log: the file at ``path`` (a LogFile) and, when ``to_stderr``,
+    stderr for warnings; ``open`` at start, ``reopen`` on SIGHUP, ``close`` at the end."""
+
+    def __init__(self, path, to_stderr=True):
+        self.path = path
+        self.to_stderr = to_stderr
+        self.logfile = None
+        self._handlers = []
+
+    def open(self):
+        """The log file (a failure is said on stderr: the daemon runs on without it),
+        and stderr for warnings unless ``to_stderr`` is off."""
+        logger = logging.getLogger("cluster_init")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        try:
+            self.logfile = LogFile(self.path)
+        except OSError as error:
+            print(f"clinit: cannot open log {self.path}: {error.strerror or error}", file=sys.stderr)
+        else:
+            self._handlers.append(self.logfile)
+        if self.to_stderr:
+            handler = QuietStreamHandler(sys.stderr)
+            handler.setLevel(logging.WARNING)
+            handler.setFormatter(logging.Formatter("clinit: %(message)s"))
+            self._handlers.append(handler)
+        for handler in self._handlers:
+            logger.addHandler(handler)
+
+    def reopen(self):
+        """SIGHUP: reopen the log (logrotate); children open their output files anew anyway."""
+        if self.logfile is None:
+            return
+        try:
+            self.logfile.reopen()
+        except OSError as error:
+            log.error("cannot reopen log %s: %s", self.logfile.path, error.strerror or error)
+        else:
+            log.info("log reopened")
+
+    def close(self):
+        logger = logging.getLogger("cluster_init")
+        for handler in self._handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        self._handlers = []
+        self.logfile = None

@@ -11,7 +11,7 @@
 * what is at the clstat and pid-file paths: a regular file or nothing (a
   FIFO there would hang whoever opens it: refused, ``check_trust``);
 * the socket: a stale one (no daemon answers) is removed, a live one
-  refuses the start;
+  refuses the start (stalesocket.py);
 * the lock beside the socket (socketlock.py), held for the daemon's life,
   or until its process exits (``clinit -d -b``, ``keep_lock``), and taken
   again when someone removed it (``retake_lock``);
@@ -30,13 +30,12 @@ import logging
 import os
 import socket
 import stat
-import sys
 
 from . import cltab as _cltab
-from . import marks, safepath, socketlock
+from . import marks, safepath, socketlock, stalesocket
 from .context import Context
 from .errors import CltabError, DaemonStartError
-from .logfile import LogFile, QuietStreamHandler
+from .logfile import DaemonLog
 
 log = logging.getLogger("cluster_init")
 
@@ -106,36 +105,6 @@ def _probe(path):
         os.close(dir_fd)
 
 
-def _check_socket_beneath(dir_fd, name, path):
-    """``check_socket`` in the walked directory ``dir_fd``: connected to through it
-    (/proc/self/fd, where the address fits), removed beneath it."""
-    try:
-        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(info.st_mode):
-        raise DaemonStartError(f"{path} exists and is not a socket; not touching it")
-    address = f"{safepath.PROC_FD}/{dir_fd}/{name}"
-    if len(os.fsencode(address)) >= safepath.SUN_PATH_MAX or not os.path.isdir(f"{safepath.PROC_FD}/{dir_fd}"):
-        address = path
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(2.0)
-    try:
-        probe.connect(address)
-    except (ConnectionRefusedError, FileNotFoundError):
-        log.info("removing stale socket %s", path)
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        return
-    except OSError as error:
-        raise DaemonStartError(f"cannot check socket {path}: {error.strerror}") from None
-    finally:
-        probe.close()
-    raise DaemonStartError(f"another clinit daemon is already listening on {path}")
-
-
 class Premises:
     """Where one daemon keeps its files, and what it holds of them.
 
@@ -152,8 +121,8 @@ class Premises:
         self.given = dict(given)
         self.background = background
         self.terminal = _is_terminal(1)  # before -b detaches: children write here, or to files
-        self.log_to_stderr = log_to_stderr
         self.paths = resolve_paths(table, self.given, self.start_dir)
+        self.daemon_log = DaemonLog(self.paths["log"], log_to_stderr)
         self.socket_group = table.setting("socket_group")
         self.socket_gid = socket_group_id(table)
         self.environ = dict(os.environ)
@@ -162,8 +131,6 @@ class Premises:
         self.lock_fd = None
         self._keep_lock = False
         self._made = False
-        self.logfile = None
-        self._handlers = []
 
     @property
     def socket_path(self):
@@ -251,20 +218,9 @@ class Premises:
 
     # the socket and its lock
     def check_socket(self):
-        """Refuse if a live daemon answers on our socket; remove a stale one (beneath its
-        directory, reached through safepath)."""
-        path = self.paths["socket"]
-        directory, name = safepath.split(path)
-        try:
-            dir_fd = safepath.open_directory(directory)
-        except FileNotFoundError:
-            return
-        except OSError as error:
-            raise DaemonStartError(f"cannot check socket {path}: {error.strerror}") from None
-        try:
-            _check_socket_beneath(dir_fd, name, path)
-        finally:
-            os.close(dir_fd)
+        """Refuse if a live daemon answers on our socket; remove a stale one
+        (stalesocket.py)."""
+        stalesocket.check(self.paths["socket"])
 
     def lock(self):
         """Take the socket's lock (DaemonStartError if another daemon holds it)."""
@@ -312,46 +268,17 @@ class Premises:
         self.lock_fd = lock_fd
         return True
 
-    # the log
+    # the log (logfile.DaemonLog)
     def open_log(self):
-        """The log file (a failure is said on stderr: the daemon runs on without it),
-        and stderr for warnings unless ``log_to_stderr`` is off."""
-        logger = logging.getLogger("cluster_init")
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        path = self.paths["log"]
-        try:
-            self.logfile = LogFile(path)
-        except OSError as error:
-            print(f"clinit: cannot open log {path}: {error.strerror or error}", file=sys.stderr)
-        else:
-            self._handlers.append(self.logfile)
-        if self.log_to_stderr:
-            handler = QuietStreamHandler(sys.stderr)
-            handler.setLevel(logging.WARNING)
-            handler.setFormatter(logging.Formatter("clinit: %(message)s"))
-            self._handlers.append(handler)
-        for handler in self._handlers:
-            logger.addHandler(handler)
+        """The log file, and stderr for warnings unless ``log_to_stderr`` is off."""
+        self.daemon_log.open()
 
     def reopen_log(self):
-        """SIGHUP: reopen the log (logrotate); children open their output files anew anyway."""
-        if self.logfile is None:
-            return
-        try:
-            self.logfile.reopen()
-        except OSError as error:
-            log.error("cannot reopen log %s: %s", self.logfile.path, error.strerror or error)
-        else:
-            log.info("log reopened")
+        """SIGHUP: reopen the log (logrotate)."""
+        self.daemon_log.reopen()
 
     def close_log(self):
-        logger = logging.getLogger("cluster_init")
-        for handler in self._handlers:
-            logger.removeHandler(handler)
-            handler.close()
-        self._handlers = []
-        self.logfile = None
+        self.daemon_log.close()
 
     def notify_ready(self):
         """Tell systemd (Type=notify) that the daemon serves, if it asked."""
