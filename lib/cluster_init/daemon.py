@@ -10,18 +10,19 @@ The parts, each in its own module:
 * statusfile.py: clstat, and when it is written (changes, retries, the
   heartbeat);
 * registry.py: the process machines' pids, pidfds, deadlines and spawns;
-* signals.py: the signal box (handlers record, a wake-up byte wakes).
+* signals.py: the signal box (handlers record, a wake-up byte wakes);
+  signalactions.py: what each signal does.
 
-Start-up is an ordered list of named steps (``_steps``), each undone
-in reverse order at close, whether the daemon ran or a step failed.
-The loop waits in ``selector.select(timeout)``, the timeout being the
+Start-up is an ordered list of named steps (``_steps``), each undone in
+reverse order at close, whether the daemon ran or a step failed.  The
+loop waits in ``selector.select(timeout)``, the timeout being the
 nearest ``next_deadline()`` of the timed parts (registry, server, clstat
-writer); nothing polls.  After every wake-up it acts on the signals
-that arrived (``_signal_actions``), reaps and hands each exit to its
-machine, starts the next batch of children waiting to start (at most
-SPAWN_BATCH, or SPAWN_BUDGET seconds' worth, a pass, so clients are
-served between batches), fires the parts' due deadlines, writes
-clstat if a group changed, and lets a handover asked for go ahead
+writer); nothing polls.  After every wake-up it acts on the signals that
+arrived (signalactions.py, a table of signal -> action), reaps and hands
+each exit to its machine, starts the next batch of children waiting to
+start (at most SPAWN_BATCH, or SPAWN_BUDGET seconds' worth, a pass, so
+clients are served between batches), fires the parts' due deadlines,
+writes clstat if a group changed, and lets a handover asked for go ahead
 (handover.py: the daemon re-executes itself in place once the node is at
 rest).  The loop decides no policy: the machines do.  An image started by
 a handover (``carried``) takes the lock, the socket, the connections and
@@ -32,21 +33,20 @@ import gc
 import logging
 import os
 import selectors
-import signal
 import time
 
-from . import cltab as _cltab
 from . import lastgood
 from . import signals as _signals
 from .connections import Server
-from .errors import CltabError, DaemonStartError
+from .errors import DaemonStartError
 from .handover import Handover
-from .node import Node, log_warnings, read_cltab
+from .node import Node, log_warnings
 from .peers import Policy
 from .premises import Premises
 from .protocol import Answer
 from .registry import Registry
 from .requests import Requests
+from .signalactions import SignalActions
 from .statusfile import StatusWriter
 from .sysapi import RealSystem
 from .version import VERSION
@@ -92,14 +92,7 @@ class Daemon:
         self.carried = carried
         start_dir = carried["start_dir"] if carried is not None else None  # the first image's
         given = {"socket": socket_path, "clstat": clstat_path, "log": log_path, "pidfile": pidfile_path}
-        cltab = _cltab.default_cltab() if cltab is None else cltab
-        try:
-            path, table, signature = read_cltab(cltab)
-            self.refused_at_start = None
-        except CltabError as error:  # the last good copy, if there is one; else refused
-            path, signature = os.path.abspath(cltab), None
-            table = lastgood.fall_back(path, error, given, start_dir or os.getcwd())
-            self.refused_at_start = error
+        path, table, signature, self.refused_at_start = lastgood.start_on(cltab, given, start_dir)
         self.premises = Premises(table, given, background, log_to_stderr, start_dir=start_dir)
         self.registry = Registry(self.system, immediate=False, watch_fd=self._watch_fd, unwatch_fd=self._unwatch_fd)
         context = self.premises.context(self.system, self.registry)
@@ -230,14 +223,8 @@ class Daemon:
             self.premises.socket_path,
         )
         log_warnings(self.node.table)
-        error = self.refused_at_start
-        if error is not None:
-            log.warning(
-                "cltab %s refused (%s): running on the last good one, %s; fix the file and reread",
-                self.node.path,
-                str(error).splitlines()[0],
-                self.node.table.path,
-            )
+        if self.refused_at_start is not None:
+            lastgood.warn_running_on(self.node.path, self.refused_at_start, self.node.table)
 
     def _keep_last_good(self):
         lastgood.save(self.premises.paths["clstat"], self.node.table)
@@ -251,18 +238,8 @@ class Daemon:
         self.clstat.close(finished=self.node.finished())
 
     def _keep_premises(self):
-        """Our socket and its lock file are still there; if not, take them again.
-
-        Someone removed them (the whole directory, say): a second daemon could
-        start meanwhile.  We lock a new lock file first; if another daemon
-        already holds it, we do not touch its socket, and say so.
-        """
-        lock_is_ours = self.premises.lock_is_ours()
-        if self.server.socket_is_ours() and lock_is_ours:
-            return
-        if not lock_is_ours and not self.premises.retake_lock():
-            return
-        self.server.relisten()
+        """Our socket and its lock file, taken again if someone removed them (Premises.keep)."""
+        self.premises.keep(self.server)
 
     # ---- the loop ---------------------------------------------------------
 
@@ -271,12 +248,12 @@ class Daemon:
         return (self.registry, self.server, self.clstat, self.node.sweep, self.handover)
 
     def _loop(self):
-        actions = self._signal_actions()
+        actions = SignalActions(self.node, self.premises, self._keep_premises)
         while not self.node.finished():
             for key, mask in self.selector.select(self._timeout()):
                 key.data(key, mask)
             for signum in sorted(self.signal_box.take()):
-                actions.get(signum, _ignore)(signum)
+                actions.act(signum)
             self.registry.reap()
             if self.registry.spawns_waiting():
                 with self.system.spawning():
@@ -303,41 +280,6 @@ class Daemon:
             self.selector.unregister(fd)
         except (KeyError, ValueError):
             pass
-
-    # ---- signals ----------------------------------------------------------
-
-    def _signal_actions(self):
-        """What each signal does (signals.HANDLED says it in words); the others are logged."""
-        return {
-            signal.SIGTERM: self._halt,
-            signal.SIGINT: self._halt,
-            signal.SIGHUP: self._hang_up,
-            signal.SIGUSR1: lambda _signum: self.node.dump(),
-            signal.SIGCHLD: lambda _signum: None,  # every pass of the loop reaps
-        }
-
-    def _halt(self, signum):
-        self.node.shutdown(f"signal {signal.Signals(signum).name}")
-
-    def _hang_up(self, _signum):
-        """Reopen the log, take the socket and lock file again if removed, reread the cltab."""
-        self.premises.reopen_log()
-        self._keep_premises()
-        try:
-            self.node.reread()
-        except CltabError:
-            pass  # logged; the last good cltab stays
-
-
-def _ignore(signum):
-    log.info("ignoring signal %s", _signal_name(signum))
-
-
-def _signal_name(signum):
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
 
 
 def _woken(_key, _mask):

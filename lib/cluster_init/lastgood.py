@@ -9,8 +9,8 @@ the way is followed unless trusted).  It stays after the daemon exits.
 A daemon that starts on a cltab it refuses (systemd restarting it after
 a crash while someone edits the file, say) runs on that copy instead,
 with a warning, and adopts what its predecessor left as usual
-(``fall_back``); only without a usable copy does it refuse the cltab
-(exit 6).  The copy is found beside the clstat the refused file names
+(``start_on``, ``fall_back``); only without a usable copy does it refuse
+the cltab (exit 6).  The copy is found beside the clstat the refused file names
 (the given or default clstat when its settings cannot be read, or, as
 root, cannot be trusted), and is used only if its own settings name the
 same clstat.  As root it is used only if it is a regular file owned by
@@ -102,3 +102,28 @@ def fall_back(path, error, given, base):
     if resolve_paths(table, given, base)["clstat"] != clstat:
         raise error  # a copy that is not this daemon's
     return table
+
+
+def start_on(cltab, given, start_dir=None):
+    """``(path, Cltab, signature, refused)``: the cltab a daemon starts with, at its
+    absolute ``path`` (``cltab`` None: cltab.default_cltab).  When that file is refused,
+    ``refused`` is its CltabError, the Cltab the last good copy (``fall_back``: relative
+    paths from ``start_dir``, else the working directory) and ``signature`` None;
+    CltabError when there is no usable copy."""
+    path = os.path.abspath(_cltab.default_cltab() if cltab is None else cltab)
+    try:
+        table, signature = _cltab.load_trusted(path)
+    except CltabError as error:  # the last good copy, if there is one; else refused
+        return path, fall_back(path, error, given, start_dir or os.getcwd()), None, error
+    return path, table, signature, None
+
+
+def warn_running_on(path, error, table):
+    """Log that the cltab at ``path`` was refused (CltabError ``error``) and the daemon
+    runs on the last good copy ``table``."""
+    log.warning(
+        "cltab %s refused (%s): running on the last good one, %s; fix the file and reread",
+        path,
+        str(error).splitlines()[0],
+        table.path,
+    )

@@ -14,7 +14,7 @@
   refuses the start (stalesocket.py);
 * the lock beside the socket (socketlock.py), held for the daemon's life,
   or until its process exits (``clinit -d -b``, ``keep_lock``), and taken
-  again when someone removed it (``retake_lock``);
+  again, with the socket, when someone removed them (``keep``);
 * the log (logfile.py): opened at start, reopened on SIGHUP;
 * what ``clinit -d -b`` checks before it detaches (``check_files``);
 * sd_notify: READY=1 to systemd when NOTIFY_SOCKET is set (RELOADING=1
@@ -267,6 +267,21 @@ class Premises:
         os.close(self.lock_fd)
         self.lock_fd = lock_fd
         return True
+
+    def keep(self, server):
+        """Our socket (the connections.Server ``server`` listens on it) and its lock file
+        are still there; if not, take them again.
+
+        Someone removed them (the whole directory, say): a second daemon could
+        start meanwhile.  We lock a new lock file first; if another daemon
+        already holds it, we do not touch its socket, and say so.
+        """
+        lock_is_ours = self.lock_is_ours()
+        if server.socket_is_ours() and lock_is_ours:
+            return
+        if not lock_is_ours and not self.retake_lock():
+            return
+        server.relisten()
 
     # the log (logfile.DaemonLog)
     def open_log(self):
