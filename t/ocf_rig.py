@@ -3,7 +3,8 @@
 The agent starts its own daemon (``clinit -d -b``) as it would under
 Pacemaker.  Everything it starts inherits the daemon_rig mark, so
 ``AgentRig.cleanup`` finds and kills whatever is left even when a test
-failed half-way.
+failed half-way.  The agent's TMPDIR (its work directories) is the
+rig's own ``tmp``, never the machine's /tmp; cleanup checks it is empty.
 """
 
 import os
@@ -51,6 +52,8 @@ class AgentRig:
         self.flag = os.path.join(self.dir, "broken")
         self.pidfile = os.path.join(self.dir, "clinit.pid")
         self.wrapper = write_clinit_wrapper(os.path.join(self.dir, "bin", "clinit"))
+        self.tmp = os.path.join(self.dir, "tmp")  # the agent's TMPDIR: its work directories
+        os.mkdir(self.tmp)
         self.node.write_cltab(CLTAB.format(d=self.dir))
         self.params = {"group": "web", "level": "run", "cltab": self.node.cltab,
                        "clinit": self.wrapper}
@@ -59,6 +62,7 @@ class AgentRig:
         env = self.node.env()
         env.pop("PYTHONPATH", None)
         env.update({
+            "TMPDIR": self.tmp,
             "OCF_ROOT": OCF_ROOT, "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "0",
             "OCF_RESOURCE_INSTANCE": "web-rsc", "OCF_RESOURCE_TYPE": "group",
             "OCF_RESOURCE_PROVIDER": "clinit",
@@ -113,12 +117,15 @@ class AgentRig:
         wait_for(lambda: not alive(pid), what="the daemon to die")
 
     def cleanup(self):
-        """Shut the daemon down, then kill whatever of ours is left."""
+        """Shut the daemon down, then kill whatever of ours is left; AssertionError if
+        the agent left a work directory behind (it removes its own on every exit)."""
         try:
             self.clinit("-k", "-w", "-t", "20", timeout=30)
         except subprocess.TimeoutExpired:
             pass
         self.node.cleanup()
+        left = sorted(os.listdir(self.tmp))
+        assert not left, f"the agent left {left} in its TMPDIR {self.tmp}"
 
 
 def public_copy(path):

@@ -54,8 +54,11 @@ HOST_PATHS = (
     "/var/lib/pacemaker/**", "/var/lib/corosync/**", "/var/log/pacemaker/**",
     "/var/log/corosync*", "/var/log/cluster*", "/run/corosync*", "/run/crm*",
     "/run/pacemaker*", "/run/mount", "/run/mount/*", "/run/clinit", "/run/clinit/*",
-    "/run/resource-agents/*", "/dev/shm/qb-*", "/tmp/ocf-clinit.*",
+    "/run/resource-agents/*", "/dev/shm/qb-*",
 )
+# Not /tmp/ocf-clinit.*: the nodes' TMPDIR is their own /run/tmp (in the cluster's
+# directory), so the agent's work directories never reach the machine's /tmp; what is
+# there is another test's, or another user's, and not this cluster's to answer for.
 
 CIB_SEED = """\
 <cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">

@@ -106,6 +106,20 @@ def test_socket_flag(node, tmp_path):
     node.daemon.wait(20)
 
 
+def test_kill_wait_returns_once_the_foreground_daemons_process_has_exited(node):
+    """clinit(8): -k -w waits "until the daemon process has exited"; under clinit -d (no
+    -b) too, however long the process takes to end after its groups are down."""
+    # the process that ran the daemon lingers after it, as an interpreter's exit can under load
+    lingering = "import sys, time; from cluster_init.cli import main; code = main(); time.sleep(3); sys.exit(code)"
+    node.start([sys.executable, "-c", lingering, "-d", "-c", node.cltab])
+    result = node.clinit("-k", "-w", "-t", "30")
+    assert result.returncode == 0, result.stderr
+    try:
+        node.daemon.wait(1)
+    except subprocess.TimeoutExpired:
+        pytest.fail("-k -w returned while the daemon's process lived on")
+
+
 def test_runs_from_a_checkout_without_installation(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(

@@ -474,6 +474,7 @@ def test_ocf_tester(rig):
             argv += ["-o", f"{name}={value}"]
         env = rig.node.env()
         env["OCF_ROOT"] = "/usr/lib/ocf"
+        env["TMPDIR"] = rig.tmp
         done = subprocess.run(argv + [agent], env=env, cwd="/", stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=300)
     finally:

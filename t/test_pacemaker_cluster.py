@@ -43,7 +43,9 @@ def test_harness_fails_over_a_dummy(pcmk_cluster):  # noqa: F811
         assert len(where) == 1
         victim = cluster.node(where[0])
         survivor = other(cluster, victim.name)
-        assert cluster.resource_state("dummy", survivor)[:2] == ("Started", [victim.name])
+        # the survivor's copy of the status follows the first node's a moment later
+        wait_for(lambda: (cluster.resource_state("dummy", survivor) or ())[:2] == ("Started", [victim.name]),
+                 30, f"{survivor.name} to see dummy Started on {victim.name}")
 
         killed = cluster.kill(victim)
         wait_for(lambda: cluster.locate("dummy", survivor) == [survivor.name]

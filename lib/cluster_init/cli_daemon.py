@@ -9,6 +9,8 @@ A daemon that re-executed itself (a handover, handover.py) finds its
 record through CLINIT_REEXEC, which is taken out of the environment
 before anything else (its children never see it); under ``-d -b`` it
 is detached already: it keeps its pid file, and removes it at exit.
+A daemon run by the command holds its lock until its process exits, so
+that ``clinit -k -w`` returns only then (premises.keep_lock).
 ``--check`` with CLINIT_REEXEC=probe is the handover's probe: it ends
 with the handover formats this version reads.
 """
@@ -64,6 +66,7 @@ def run_daemon(args):
         elif args.background:
             background.run_detached(daemon)
         else:
+            daemon.premises.keep_lock()  # until this process exits: -k -w waits for that
             daemon.run()
     except MissingDependency as error:
         say(error)

@@ -13,8 +13,8 @@
 * the socket: a stale one (no daemon answers) is removed, a live one
   refuses the start (stalesocket.py);
 * the lock beside the socket (socketlock.py), held for the daemon's life,
-  or until its process exits (``clinit -d -b``, ``keep_lock``), and taken
-  again, with the socket, when someone removed them (``keep``);
+  or until its process exits (``clinit -d`` and ``-d -b``, ``keep_lock``),
+  and taken again, with the socket, when someone removed them (``keep``);
 * the log (logfile.py): opened at start, reopened on SIGHUP;
 * what ``clinit -d -b`` checks before it detaches (``check_files``);
 * sd_notify: READY=1 to systemd when NOTIFY_SOCKET is set (RELOADING=1
@@ -240,8 +240,8 @@ class Premises:
         self.lock()
 
     def keep_lock(self):
-        """Hold the lock until this process exits, past ``unlock`` (clinit -d -b: until
-        after the pid file is gone)."""
+        """Hold the lock until this process exits, past ``unlock`` (clinit -d: ``-k -w``
+        returns once the process has exited; with -b, after the pid file is gone)."""
         self._keep_lock = True
 
     def unlock(self):
