@@ -18,3 +18,12 @@ def node(tmp_path):
     node = Node(tmp_path)
     yield node
     node.cleanup()
+
+
+@pytest.fixture
+def logged():
+    """The daemon's log lines while the test runs (node_rig.captured_log)."""
+    from node_rig import captured_log
+
+    with captured_log() as handler:
+        yield handler

@@ -117,3 +117,11 @@ def captured_log():
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def said(answer):
+    """An Answer as the client reads it."""
+    from cluster_init.protocol import Answer
+
+    assert isinstance(answer, Answer), answer
+    return answer.encode().decode()

@@ -14,7 +14,7 @@ import pytest
 from cluster_init.protocol import Answer
 from cluster_init.states import ProcState
 
-from node_rig import Connection, NodeRig, captured_log
+from node_rig import Connection, NodeRig, said
 
 CLTAB = """\
 :::start_seconds:0
@@ -32,17 +32,6 @@ db:main:1:once:dbserver
 @pytest.fixture
 def rig(tmp_path):
     return NodeRig(tmp_path, CLTAB)
-
-
-@pytest.fixture
-def logged():
-    with captured_log() as handler:
-        yield handler
-
-
-def said(answer):
-    assert isinstance(answer, Answer), answer
-    return answer.encode().decode()
 
 
 def settle_web(rig):

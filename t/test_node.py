@@ -13,7 +13,7 @@ from cluster_init.errors import CltabError
 from cluster_init.marks import Found
 from cluster_init.protocol import LIST_FIELDS
 
-from node_rig import NodeRig, captured_log
+from node_rig import NodeRig
 
 CLTAB = """\
 web:prep:1:wait:prepare
@@ -26,12 +26,6 @@ db:main:1:once:dbserver
 @pytest.fixture
 def rig(tmp_path):
     return NodeRig(tmp_path, CLTAB)
-
-
-@pytest.fixture
-def logged():
-    with captured_log() as handler:
-        yield handler
 
 
 def fields(row):

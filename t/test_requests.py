@@ -13,7 +13,7 @@ from cluster_init.connections import Park
 from cluster_init.protocol import Answer
 from cluster_init.version import VERSION
 
-from node_rig import Connection, NodeRig, captured_log
+from node_rig import Connection, NodeRig, said
 
 CLTAB = """\
 :::start_seconds:0
@@ -27,18 +27,6 @@ db:main:1:once:dbserver
 @pytest.fixture
 def rig(tmp_path):
     return NodeRig(tmp_path, CLTAB)
-
-
-@pytest.fixture
-def logged():
-    with captured_log() as handler:
-        yield handler
-
-
-def said(answer):
-    """An Answer as the client reads it."""
-    assert isinstance(answer, Answer), answer
-    return answer.encode().decode()
 
 
 def test_tell_moves_one_group_and_says_what_is_odd(rig, logged):
