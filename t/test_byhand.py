@@ -11,7 +11,6 @@ import signal
 
 import pytest
 
-from cluster_init.protocol import Answer
 from cluster_init.states import ProcState
 
 from node_rig import Connection, NodeRig, said

@@ -10,7 +10,6 @@ import signal
 import pytest
 
 from cluster_init.connections import Park
-from cluster_init.protocol import Answer
 from cluster_init.version import VERSION
 
 from node_rig import Connection, NodeRig, said
