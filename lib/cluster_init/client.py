@@ -6,7 +6,6 @@ selectors), and the light settings, protocol and status modules.
 """
 
 import os
-import stat as _stat
 import _socket
 
 from . import settings as _settings
@@ -73,28 +72,11 @@ def lock_held(socket_path):
 
     Never blocks: the lock file is opened O_NONBLOCK (a FIFO planted there
     is refused) and probed with a shared flock that is not waited for.
-    The daemon's side is socketlock.py.
+    socketlock.held does it, for the daemon and the client alike.
     """
-    import errno
-    import fcntl
+    from .socketlock import held
 
-    from .socketlock import path_for
-
-    try:
-        fd = os.open(path_for(socket_path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return None
-    try:
-        if not _stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as error:
-        return True if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
-    finally:
-        os.close(fd)
-    return False
+    return held(socket_path)
 
 
 class ClinitWarning(UserWarning):
